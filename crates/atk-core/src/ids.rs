@@ -1,0 +1,186 @@
+//! Values that parse, never just validate: once one of these exists it is
+//! well-formed, so nothing past the boundary checks again.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::secret::random_base62;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IdError {
+    #[error("project_id must match ^[a-z][a-z0-9_]{{2,62}}$ (got {0} characters)")]
+    ProjectId(usize),
+    #[error("key id must be key_ followed by 22 base62 characters")]
+    KeyId,
+    #[error("name must be 1 to 100 characters after trimming")]
+    NameLength,
+    #[error("name must not contain control characters")]
+    NameControlCharacter,
+}
+
+/// `^[a-z][a-z0-9_]{2,62}$`, for example `project_identity_demo`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ProjectId(String);
+
+impl ProjectId {
+    pub fn parse(text: &str) -> Result<Self, IdError> {
+        let mut chars = text.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if first_ok && rest_ok && (3..=63).contains(&text.len()) {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(IdError::ProjectId(text.chars().count()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `key_` + 22 base62 characters (about 131 random bits): unguessable, so a
+/// key id alone reveals nothing about which keys exist.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct KeyId(String);
+
+const KEY_ID_PREFIX: &str = "key_";
+const KEY_ID_RANDOM_LEN: usize = 22;
+
+impl KeyId {
+    pub fn generate() -> Self {
+        Self(format!(
+            "{KEY_ID_PREFIX}{}",
+            random_base62(KEY_ID_RANDOM_LEN)
+        ))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, IdError> {
+        match text.strip_prefix(KEY_ID_PREFIX) {
+            Some(rest)
+                if rest.len() == KEY_ID_RANDOM_LEN
+                    && rest.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                Ok(Self(text.to_owned()))
+            }
+            _ => Err(IdError::KeyId),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A human label for a key or a project: trimmed, 1–100 characters, no
+/// control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(text: &str) -> Result<Self, IdError> {
+        let trimmed = text.trim();
+        if trimmed.chars().any(char::is_control) {
+            return Err(IdError::NameControlCharacter);
+        }
+        if !(1..=100).contains(&trimmed.chars().count()) {
+            return Err(IdError::NameLength);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! string_newtype_impls {
+    ($($name:ident),+) => {$(
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )+};
+}
+string_newtype_impls!(ProjectId, KeyId, DisplayName);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn project_ids_follow_the_pattern() {
+        for good in ["project_identity_demo", "abc", "a12_"] {
+            assert!(ProjectId::parse(good).is_ok(), "{good}");
+        }
+        let too_long = "a".repeat(64);
+        for bad in [
+            "",
+            "ab",
+            "1abc",
+            "_abc",
+            "Abc",
+            "ab-c",
+            "abc ",
+            "abé",
+            too_long.as_str(),
+        ] {
+            assert!(ProjectId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_must_be_printable() {
+        assert_eq!(
+            DisplayName::parse("  Backend key ").unwrap().as_str(),
+            "Backend key"
+        );
+        assert_eq!(DisplayName::parse("   "), Err(IdError::NameLength));
+        assert_eq!(
+            DisplayName::parse(&"x".repeat(101)),
+            Err(IdError::NameLength)
+        );
+        assert!(DisplayName::parse(&"é".repeat(100)).is_ok());
+        assert_eq!(
+            DisplayName::parse("a\u{0}b"),
+            Err(IdError::NameControlCharacter)
+        );
+        assert_eq!(
+            DisplayName::parse("a\nb"),
+            Err(IdError::NameControlCharacter)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn generated_key_ids_parse(_seed in 0u8..255) {
+            let id = KeyId::generate();
+            prop_assert_eq!(KeyId::parse(id.as_str()), Ok(id.clone()));
+        }
+
+        #[test]
+        fn project_id_parse_never_panics_and_accepts_only_the_pattern(text in "\\PC{0,70}") {
+            let ok = ProjectId::parse(&text).is_ok();
+            let expected = text.len() >= 3 && text.len() <= 63
+                && text.starts_with(|c: char| c.is_ascii_lowercase())
+                && text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            prop_assert_eq!(ok, expected);
+        }
+    }
+}

@@ -1,0 +1,233 @@
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::catalog::Catalog;
+use crate::ids::{DisplayName, KeyId, ProjectId};
+use crate::secret::{SecretHash, SecretPrefix};
+
+/// Generates `as_str`, `parse` and `ALL` for a fieldless enum whose serde
+/// names are its stored text, so the wire and the store spell it one way.
+macro_rules! text_enum {
+    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub const ALL: [Self; [$($text),+].len()] = [$(Self::$variant),+];
+
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                Self::ALL.into_iter().find(|value| value.as_str() == text)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    #[default]
+    Project,
+    ProductScoped,
+    AnalyticsRead,
+    BackendSecret,
+    ServiceRole,
+}
+text_enum!(KeyKind {
+    Project => "project",
+    ProductScoped => "product_scoped",
+    AnalyticsRead => "analytics_read",
+    BackendSecret => "backend_secret",
+    ServiceRole => "service_role",
+});
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Environment {
+    #[default]
+    Production,
+    Staging,
+    Development,
+}
+text_enum!(Environment {
+    Production => "production",
+    Staging => "staging",
+    Development => "development",
+});
+
+impl Environment {
+    /// Production secrets say `live` so a leaked one is recognisable at a glance.
+    pub const fn secret_prefix(self) -> SecretPrefix {
+        match self {
+            Self::Production => SecretPrefix::Live,
+            Self::Staging | Self::Development => SecretPrefix::Test,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+pub enum Expiration {
+    #[serde(rename = "7_days")]
+    Days7,
+    #[serde(rename = "30_days")]
+    Days30,
+    #[default]
+    #[serde(rename = "90_days")]
+    Days90,
+    #[serde(rename = "never")]
+    Never,
+}
+text_enum!(Expiration {
+    Days7 => "7_days",
+    Days30 => "30_days",
+    Days90 => "90_days",
+    Never => "never",
+});
+
+impl Expiration {
+    /// When a key created at `from` with this choice expires (`None`: never).
+    pub fn expires_at(self, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let days = Catalog::get().expiration(self).days?;
+        Some(from + TimeDelta::days(i64::from(days)))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+text_enum!(KeyStatus {
+    Active => "active",
+    Expired => "expired",
+    Revoked => "revoked",
+});
+
+/// A key as the store keeps it: a keyed hash and a preview, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub id: KeyId,
+    pub project_id: ProjectId,
+    pub name: DisplayName,
+    pub kind: KeyKind,
+    pub environment: Environment,
+    /// The explicit list chosen at creation: catalog growth never widens it.
+    pub scopes: Vec<String>,
+    pub expiration: Expiration,
+    pub secret_hash: SecretHash,
+    pub secret_preview: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoke_reason: Option<String>,
+    pub rotated_from: Option<KeyId>,
+    pub rotated_to: Option<KeyId>,
+}
+
+impl KeyRecord {
+    /// Status is derived, never stored, so a key stops at `expires_at` exactly,
+    /// with no sweeper involved.
+    pub fn status_at(&self, now: DateTime<Utc>) -> KeyStatus {
+        if self.revoked_at.is_some_and(|revoked| revoked <= now) {
+            KeyStatus::Revoked
+        } else if self.expires_at.is_some_and(|expires| expires <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    pub fn preview_at(&self, now: DateTime<Utc>) -> PreviewRow {
+        PreviewRow {
+            id: self.id.clone(),
+            project_id: self.project_id.clone(),
+            name: self.name.to_string(),
+            kind: self.kind,
+            environment: self.environment,
+            scopes: self.scopes.clone(),
+            secret_preview: self.secret_preview.clone(),
+            status: self.status_at(now),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+            revoked_at: self.revoked_at,
+            rotated_from: self.rotated_from.clone(),
+            rotated_to: self.rotated_to.clone(),
+        }
+    }
+}
+
+/// What every API, page and CLI shows of a key. It has no field that could
+/// hold the secret or its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PreviewRow {
+    #[schema(value_type = String, example = "key_3hV9qT2mXbN8cK1pLr5wZa")]
+    pub id: KeyId,
+    #[schema(value_type = String, example = "project_identity_demo")]
+    pub project_id: ProjectId,
+    pub name: String,
+    pub kind: KeyKind,
+    pub environment: Environment,
+    pub scopes: Vec<String>,
+    /// First 9 characters, `...`, last 6: `atk_live_...x7Kq2B`.
+    pub secret_preview: String,
+    pub status: KeyStatus,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Option<String>)]
+    pub rotated_from: Option<KeyId>,
+    #[schema(value_type = Option<String>)]
+    pub rotated_to: Option<KeyId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_enum_value_round_trips_through_its_stored_text() {
+        for kind in KeyKind::ALL {
+            assert_eq!(KeyKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        for env in Environment::ALL {
+            assert_eq!(Environment::parse(env.as_str()), Some(env));
+            assert_eq!(serde_json::to_value(env).unwrap(), env.as_str());
+        }
+        for expiration in Expiration::ALL {
+            assert_eq!(Expiration::parse(expiration.as_str()), Some(expiration));
+            assert_eq!(
+                serde_json::to_value(expiration).unwrap(),
+                expiration.as_str()
+            );
+        }
+        for status in KeyStatus::ALL {
+            assert_eq!(KeyStatus::parse(status.as_str()), Some(status));
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+    }
+
+    #[test]
+    fn ninety_days_is_the_default_and_never_has_no_end() {
+        let now = Utc::now();
+        assert_eq!(Expiration::default(), Expiration::Days90);
+        assert_eq!(
+            Expiration::Days90.expires_at(now),
+            Some(now + TimeDelta::days(90))
+        );
+        assert_eq!(Expiration::Never.expires_at(now), None);
+    }
+}

@@ -1,0 +1,26 @@
+//! The AuthToolkit Keys domain. Pure Rust: no database, network or file I/O
+//! (the only system call is the OS random source used to mint secrets).
+//! Storage, HTTP and CLI depend on this crate, never the other way round.
+
+/// Products, actions (scopes), key kinds, expirations and confirmations as
+/// data, loaded from `data/catalog.json`.
+pub mod catalog;
+/// Injectable time source, so lifecycle code can be tested by moving time.
+pub mod clock;
+/// The verification decision: which code a key gets for an action, and why.
+pub mod decision;
+/// Commerce entitlement states and whether one lets an action run now.
+pub mod entitlement;
+/// Identifiers and names that parse at the boundary: `ProjectId`, `KeyId`, `DisplayName`.
+pub mod ids;
+/// The stored key record, its derived status and its public preview row.
+pub mod key;
+/// Create-key policy: defaults per kind, allowed scopes, confirmations, expiry.
+pub mod policy;
+/// Projects and the entitlement table they start with.
+pub mod project;
+/// Secret format (`atk_live_…`), checksum, preview and keyed hashing.
+pub mod secret;
+
+pub use catalog::Catalog;
+pub use clock::{Clock, ManualClock, SystemClock};

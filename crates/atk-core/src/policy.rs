@@ -1,0 +1,240 @@
+//! What a create request may ask for, per key kind. Everything here is
+//! decided from the request, the catalog and the clock: no store involved.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use utoipa::ToSchema;
+
+use crate::catalog::Catalog;
+use crate::entitlement::{Entitlement, blocks};
+use crate::key::{Environment, Expiration, KeyKind, text_enum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirmation {
+    BackendOnly,
+    ServiceRoleDanger,
+    SecretShownOnce,
+    EntitlementsMayBlock,
+}
+text_enum!(Confirmation {
+    BackendOnly => "backend_only",
+    ServiceRoleDanger => "service_role_danger",
+    SecretShownOnce => "secret_shown_once",
+    EntitlementsMayBlock => "entitlements_may_block",
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PolicyError {
+    /// Scopes that are not catalog actions at all (a 400: the request is wrong).
+    #[error("unknown scopes: {}", .0.join(", "))]
+    UnknownScopes(Vec<String>),
+    /// Catalog actions this kind may not carry (a 422: the request is
+    /// well-formed but the policy says no).
+    #[error("a {kind} key may not carry: {}", scopes.join(", "))]
+    ScopesNotAllowed { kind: KeyKind, scopes: Vec<String> },
+    #[error("a {0} key needs at least one scope")]
+    NoScopes(KeyKind),
+    #[error("missing confirmations: {}", .0.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "))]
+    MissingConfirmations(Vec<Confirmation>),
+}
+
+/// What the caller asked for, before defaults.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRequest {
+    pub kind: Option<KeyKind>,
+    pub environment: Option<Environment>,
+    pub scopes: Option<Vec<String>>,
+    pub expiration: Option<Expiration>,
+    pub confirmations: Vec<Confirmation>,
+}
+
+/// A request that passed the policy, with every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPlan {
+    pub kind: KeyKind,
+    pub environment: Environment,
+    /// Deduplicated, in catalog order.
+    pub scopes: Vec<String>,
+    pub expiration: Expiration,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl KeyRequest {
+    pub fn plan(&self, catalog: &Catalog, now: DateTime<Utc>) -> Result<KeyPlan, PolicyError> {
+        let kind = self.kind.unwrap_or_default();
+        let scopes = match &self.scopes {
+            None => catalog.default_scopes(kind),
+            Some(requested) => checked_scopes(catalog, kind, requested)?,
+        };
+        if scopes.is_empty() {
+            return Err(PolicyError::NoScopes(kind));
+        }
+        require_confirmations(catalog, kind, &self.confirmations)?;
+        let expiration = self.expiration.unwrap_or_default();
+        Ok(KeyPlan {
+            kind,
+            environment: self.environment.unwrap_or_default(),
+            scopes,
+            expiration,
+            expires_at: expiration.expires_at(now),
+        })
+    }
+}
+
+fn checked_scopes(
+    catalog: &Catalog,
+    kind: KeyKind,
+    requested: &[String],
+) -> Result<Vec<String>, PolicyError> {
+    let unknown: Vec<String> = requested
+        .iter()
+        .filter(|scope| catalog.action(scope).is_none())
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        return Err(PolicyError::UnknownScopes(unknown));
+    }
+    let refused: Vec<String> = requested
+        .iter()
+        .filter(|scope| !catalog.kind_allows(kind, scope))
+        .cloned()
+        .collect();
+    if !refused.is_empty() {
+        return Err(PolicyError::ScopesNotAllowed {
+            kind,
+            scopes: refused,
+        });
+    }
+    Ok(catalog
+        .products
+        .iter()
+        .flat_map(|product| &product.actions)
+        .filter(|action| requested.contains(&action.scope))
+        .map(|action| action.scope.clone())
+        .collect())
+}
+
+/// Refuses when any confirmation the kind needs is absent; the error lists
+/// every missing one so a client can fix the request in one go.
+pub fn require_confirmations(
+    catalog: &Catalog,
+    kind: KeyKind,
+    given: &[Confirmation],
+) -> Result<(), PolicyError> {
+    let missing: Vec<Confirmation> = catalog
+        .required_confirmations(kind)
+        .into_iter()
+        .filter(|required| !given.contains(required))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(PolicyError::MissingConfirmations(missing))
+    }
+}
+
+/// The chosen scopes whose product entitlement blocks them at `now`.
+pub fn blocked_scopes(
+    catalog: &Catalog,
+    scopes: &[String],
+    entitlements: &[Entitlement],
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    scopes
+        .iter()
+        .filter(|scope| {
+            let product = catalog
+                .action(scope)
+                .map(|(product, _)| product.id.as_str());
+            let entitlement = entitlements
+                .iter()
+                .find(|e| Some(e.product.as_str()) == product);
+            blocks(entitlement, now).is_some()
+        })
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_confirmations() -> Vec<Confirmation> {
+        Confirmation::ALL.to_vec()
+    }
+
+    fn request(kind: KeyKind, scopes: Option<&[&str]>) -> KeyRequest {
+        KeyRequest {
+            kind: Some(kind),
+            scopes: scopes.map(|s| s.iter().map(|x| x.to_string()).collect()),
+            confirmations: all_confirmations(),
+            ..KeyRequest::default()
+        }
+    }
+
+    #[test]
+    fn an_empty_request_gets_a_production_project_key_for_ninety_days_with_every_scope() {
+        let now = Utc::now();
+        let plan = KeyRequest {
+            confirmations: all_confirmations(),
+            ..KeyRequest::default()
+        }
+        .plan(Catalog::get(), now)
+        .unwrap();
+        assert_eq!(plan.kind, KeyKind::Project);
+        assert_eq!(plan.environment, Environment::Production);
+        assert_eq!(plan.expiration, Expiration::Days90);
+        assert_eq!(plan.scopes.len(), 7);
+    }
+
+    #[test]
+    fn unknown_scopes_come_before_policy_refusals() {
+        let err = request(
+            KeyKind::AnalyticsRead,
+            Some(&["nope.read", "notification.send"]),
+        )
+        .plan(Catalog::get(), Utc::now())
+        .unwrap_err();
+        assert_eq!(err, PolicyError::UnknownScopes(vec!["nope.read".into()]));
+    }
+
+    #[test]
+    fn analytics_read_keys_refuse_write_scopes() {
+        let err = request(KeyKind::AnalyticsRead, Some(&["notification.send"]))
+            .plan(Catalog::get(), Utc::now())
+            .unwrap_err();
+        assert!(matches!(err, PolicyError::ScopesNotAllowed { .. }));
+    }
+
+    #[test]
+    fn product_scoped_keys_need_an_explicit_scope() {
+        let err = request(KeyKind::ProductScoped, None)
+            .plan(Catalog::get(), Utc::now())
+            .unwrap_err();
+        assert_eq!(err, PolicyError::NoScopes(KeyKind::ProductScoped));
+        let plan = request(
+            KeyKind::ProductScoped,
+            Some(&["qr.scan.read", "qr.scan.read"]),
+        )
+        .plan(Catalog::get(), Utc::now())
+        .unwrap();
+        assert_eq!(plan.scopes, ["qr.scan.read"]);
+    }
+
+    #[test]
+    fn a_service_role_key_without_the_danger_confirmation_lists_what_is_missing() {
+        let mut req = request(KeyKind::ServiceRole, None);
+        req.confirmations = vec![Confirmation::BackendOnly];
+        let err = req.plan(Catalog::get(), Utc::now()).unwrap_err();
+        assert_eq!(
+            err,
+            PolicyError::MissingConfirmations(vec![
+                Confirmation::ServiceRoleDanger,
+                Confirmation::SecretShownOnce,
+                Confirmation::EntitlementsMayBlock
+            ])
+        );
+    }
+}
