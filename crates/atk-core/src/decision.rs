@@ -103,20 +103,17 @@ pub fn decide(
             entitlement: None,
         };
     };
-    let product = catalog
-        .action(action)
-        .map(|(product, _)| product.id.clone());
-    let view = product.map(|product| EntitlementView {
-        product,
-        status: entitlement.map_or(EntitlementStatus::Disabled, |e| e.status),
-    });
     if !key.scopes.iter().any(|scope| scope == action) {
         return Decision {
             missing_scopes: vec![action.to_owned()],
-            entitlement: view,
             ..Decision::refused(VerifyCode::ScopeMissing, true)
         };
     }
+    // Deny by default: a product without an entitlement row shows as disabled.
+    let view = catalog.action(action).map(|(product, _)| EntitlementView {
+        product: product.id.clone(),
+        status: entitlement.map_or(EntitlementStatus::Disabled, |e| e.status),
+    });
     let code = match blocks(entitlement, now) {
         None => VerifyCode::Ok,
         Some(EntitlementBlock::Disabled) => VerifyCode::EntitlementDisabled,

@@ -98,6 +98,29 @@ impl std::fmt::Debug for PlaintextSecret {
     }
 }
 
+/// `text` with anything shaped like a secret (`atk_live_…`, `atk_test_…`)
+/// cut down to its prefix. For messages that quote client input, so a
+/// secret pasted into the wrong field is not echoed back or logged.
+pub fn redact_secrets(text: &str) -> std::borrow::Cow<'_, str> {
+    let prefixes = [SecretPrefix::Live.as_str(), SecretPrefix::Test.as_str()];
+    if !prefixes.iter().any(|prefix| text.contains(prefix)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((at, prefix)) = prefixes
+        .iter()
+        .filter_map(|prefix| rest.find(prefix).map(|at| (at, *prefix)))
+        .min()
+    {
+        out.push_str(&rest[..at + prefix.len()]);
+        out.push_str("[redacted]");
+        rest = rest[at + prefix.len()..].trim_start_matches(|c: char| c.is_ascii_alphanumeric());
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 #[error("the key is not a well-formed AuthToolkit secret")]
 pub struct MalformedSecret;
@@ -262,6 +285,23 @@ mod tests {
         let printed = format!("{secret:?} {:?}", secret.parsed());
         assert!(!printed.contains(secret.expose()));
         assert!(!printed.contains(&secret.expose()[9..41]));
+    }
+
+    #[test]
+    fn secrets_quoted_in_messages_are_redacted() {
+        let secret = PlaintextSecret::generate(SecretPrefix::Live);
+        let message = format!("invalid type: string \"{}\", expected u32", secret.expose());
+        let redacted = redact_secrets(&message);
+        assert!(!redacted.contains(&secret.expose()[9..]), "{redacted}");
+        assert_eq!(
+            redacted,
+            "invalid type: string \"atk_live_[redacted]\", expected u32"
+        );
+        assert_eq!(redact_secrets("nothing here"), "nothing here");
+        assert_eq!(
+            redact_secrets("atk_test_abc atk_live_"),
+            "atk_test_[redacted] atk_live_[redacted]"
+        );
     }
 
     #[test]

@@ -1,1 +1,19 @@
+//! The AuthToolkit Keys server: everything between the domain (`atk-core`),
+//! the store (`atk-store`) and the outside world. The `atk` binary and every
+//! test build the service through [`startup::Application`].
 
+/// Typed configuration: listen address, data dir, database, admin token, pepper.
+pub mod config;
+/// The HTTP API: one module per resource over a shared state.
+pub mod http;
+/// Application services shared by HTTP and CLI: projects, entitlements, keys.
+pub mod service;
+/// Startup: connect, migrate, first-start bootstrap, bind, serve, stop cleanly.
+pub mod startup;
+/// Log setup for the binary.
+pub mod telemetry;
+/// The one verification path: parse, hash, look up, decide.
+pub mod verifier;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,0 +1,218 @@
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use atk_core::secret::Pepper;
+use thiserror::Error;
+
+/// Where the SQLite file goes inside the data directory.
+const SQLITE_FILE: &str = "atk.sqlite";
+/// Where a generated pepper goes inside the data directory.
+const PEPPER_FILE: &str = "pepper";
+
+/// Server configuration. Every field is a CLI flag and an environment
+/// variable (see the `atk` binary); defaults are in [`Config::default`].
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None`: a SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    /// `None`: generated on first start, printed once, stored hashed.
+    pub admin_token: Option<String>,
+    /// `None`: generated in `data_dir` with mode 0600.
+    pub pepper_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./atk-data"),
+            database_url: None,
+            admin_token: None,
+            pepper_file: None,
+        }
+    }
+}
+
+/// The admin token and database URL may carry secrets; `Debug` hides them.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database_url.as_ref().map(|_| "<set>"))
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("pepper_file", &self.pepper_file)
+            .finish()
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the pepper file {path}: {source}")]
+    ReadPepper {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write a new pepper file {path}: {source}")]
+    WritePepper {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the pepper file {0} must hold at least {min} bytes as hex (64 hex characters)",
+        min = Pepper::MIN_LEN
+    )]
+    BadPepper(PathBuf),
+    #[error("the admin token must be at least 32 characters")]
+    WeakAdminToken,
+}
+
+impl Config {
+    /// The configured URL, or the SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join(SQLITE_FILE).display()))
+    }
+
+    pub fn uses_data_dir_database(&self) -> bool {
+        self.database_url.is_none()
+    }
+
+    /// Creates the data directory if the SQLite file or the pepper lives there.
+    pub fn prepare_data_dir(&self) -> Result<(), ConfigError> {
+        if self.uses_data_dir_database() || self.pepper_file.is_none() {
+            std::fs::create_dir_all(&self.data_dir).map_err(|source| ConfigError::DataDir {
+                path: self.data_dir.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn checked_admin_token(&self) -> Result<Option<&str>, ConfigError> {
+        match self.admin_token.as_deref() {
+            Some(token) if token.len() < 32 => Err(ConfigError::WeakAdminToken),
+            other => Ok(other),
+        }
+    }
+
+    /// Reads the pepper. A configured file must exist; the default file in
+    /// the data directory is generated on first use, readable by the owner only.
+    pub fn load_pepper(&self) -> Result<Pepper, ConfigError> {
+        match &self.pepper_file {
+            Some(path) => read_pepper(path),
+            None => {
+                let path = self.data_dir.join(PEPPER_FILE);
+                if !path.exists() {
+                    write_new_pepper(&path)?;
+                }
+                read_pepper(&path)
+            }
+        }
+    }
+}
+
+fn read_pepper(path: &Path) -> Result<Pepper, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadPepper {
+        path: path.to_owned(),
+        source,
+    })?;
+    let bytes = hex::decode(text.trim()).map_err(|_| ConfigError::BadPepper(path.to_owned()))?;
+    Pepper::from_bytes(&bytes).map_err(|_| ConfigError::BadPepper(path.to_owned()))
+}
+
+fn write_new_pepper(path: &Path) -> Result<(), ConfigError> {
+    let error = |source| ConfigError::WritePepper {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    // create_new: two processes starting at once cannot both write one.
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            let hex = hex::encode(Pepper::generate_bytes());
+            file.write_all(format!("{hex}\n").as_bytes())
+                .map_err(error)?;
+            file.sync_all().map_err(error)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_pepper_is_owner_only_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        config.load_pepper().unwrap();
+        let first = std::fs::read_to_string(dir.path().join(PEPPER_FILE)).unwrap();
+        config.load_pepper().unwrap();
+        let second = std::fs::read_to_string(dir.path().join(PEPPER_FILE)).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(first.trim().len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(PEPPER_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_configured_pepper_file_must_exist_and_be_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        let config = Config {
+            pepper_file: Some(path.clone()),
+            ..Config::default()
+        };
+        assert!(matches!(
+            config.load_pepper(),
+            Err(ConfigError::ReadPepper { .. })
+        ));
+        std::fs::write(&path, "abcd").unwrap();
+        assert!(matches!(
+            config.load_pepper(),
+            Err(ConfigError::BadPepper(_))
+        ));
+        std::fs::write(&path, "ab".repeat(32)).unwrap();
+        assert!(config.load_pepper().is_ok());
+    }
+
+    #[test]
+    fn debug_output_hides_the_admin_token() {
+        let config = Config {
+            admin_token: Some("super-secret-admin-token-value-1234".into()),
+            database_url: Some("postgres://u:pw@h/db".into()),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("super-secret"));
+        assert!(!shown.contains("pw"));
+    }
+}

@@ -1,0 +1,188 @@
+//! The one HTTP error type. Each variant maps to one SPEC error code and
+//! status; internal causes are logged with their whole chain and never shown.
+
+use atk_core::policy::{Confirmation, PolicyError};
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::service::ServiceError;
+use crate::verifier::VerifyError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    InvalidRequest {
+        message: String,
+        details: Value,
+    },
+    Unauthorized,
+    Forbidden(String),
+    NotFound(String),
+    MethodNotAllowed,
+    Conflict(String),
+    ConfirmationRequired(Vec<Confirmation>),
+    ScopeNotAllowed {
+        message: String,
+        scopes: Vec<String>,
+    },
+    PayloadTooLarge,
+    /// The cause goes to the log; the client sees a generic message.
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// `{"error": {"code", "message", "details"}}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// One of `invalid_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `conflict`, `confirmation_required`, `scope_not_allowed`,
+    /// `payload_too_large`, `rate_limited`, `internal`.
+    #[schema(example = "confirmation_required")]
+    pub code: &'static str,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            message: message.into(),
+            details: json!({}),
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, String, Value) {
+        match self {
+            Self::InvalidRequest { message, details } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                message.clone(),
+                details.clone(),
+            ),
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid credential is required: Authorization: Bearer <admin token or service role key>"
+                    .into(),
+                json!({}),
+            ),
+            Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message.clone(), json!({})),
+            Self::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message.clone(), json!({})),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                "this path does not accept that method".into(),
+                json!({}),
+            ),
+            Self::Conflict(message) => (StatusCode::CONFLICT, "conflict", message.clone(), json!({})),
+            Self::ConfirmationRequired(missing) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "confirmation_required",
+                "required safety confirmations are missing".into(),
+                json!({ "missing": missing }),
+            ),
+            Self::ScopeNotAllowed { message, scopes } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "scope_not_allowed",
+                message.clone(),
+                json!({ "scopes": scopes }),
+            ),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request bodies are limited to {} bytes", super::BODY_LIMIT),
+                json!({ "limit_bytes": super::BODY_LIMIT }),
+            ),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; the server log has the details".into(),
+                json!({}),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            // `{:?}` of the boxed error prints its source chain.
+            tracing::error!(error = ?cause, "internal error");
+        }
+        let (status, code, message, details) = self.parts();
+        // Messages may quote client input; never echo anything secret-shaped.
+        let message = atk_core::secret::redact_secrets(&message).into_owned();
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code,
+                    message,
+                    details,
+                },
+            }),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::InvalidRequest(message) => Self::invalid(message),
+            ServiceError::NotFound(what) => Self::NotFound(format!("{what} not found")),
+            ServiceError::Conflict(message) => Self::Conflict(message),
+            ServiceError::Policy(policy) => policy.into(),
+            ServiceError::Store(store) => Self::Internal(Box::new(store)),
+        }
+    }
+}
+
+impl From<PolicyError> for ApiError {
+    fn from(error: PolicyError) -> Self {
+        let message = error.to_string();
+        match error {
+            PolicyError::UnknownScopes(scopes) => Self::InvalidRequest {
+                message,
+                details: json!({ "unknown_scopes": scopes }),
+            },
+            PolicyError::ScopesNotAllowed { scopes, .. } => {
+                Self::ScopeNotAllowed { message, scopes }
+            }
+            PolicyError::NoScopes(_) => Self::ScopeNotAllowed {
+                message,
+                scopes: Vec::new(),
+            },
+            PolicyError::MissingConfirmations(missing) => Self::ConfirmationRequired(missing),
+        }
+    }
+}
+
+impl From<VerifyError> for ApiError {
+    fn from(error: VerifyError) -> Self {
+        match error {
+            VerifyError::UnknownAction => Self::invalid(error.to_string()),
+            VerifyError::Store(store) => Self::Internal(Box::new(store)),
+        }
+    }
+}
+
+impl From<atk_store::StoreError> for ApiError {
+    fn from(error: atk_store::StoreError) -> Self {
+        Self::Internal(Box::new(error))
+    }
+}

@@ -1,0 +1,122 @@
+//! The HTTP API. Each resource module owns its routes, request and response
+//! types and handlers; this module merges them over one [`AppState`] and
+//! wraps them in the shared middleware (request id, tracing, body limit,
+//! panic guard, `Cache-Control`).
+
+pub mod auth;
+mod catalog;
+pub mod error;
+mod extract;
+mod health;
+mod keys;
+pub mod openapi;
+mod projects;
+mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::IntoResponse;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::service::Service;
+use crate::verifier::Verifier;
+use auth::AdminCredential;
+use error::ApiError;
+
+/// Largest request body accepted (SPEC: 64 KiB); larger bodies get 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+    pub verifier: Arc<Verifier>,
+    pub admin: AdminCredential,
+}
+
+/// Every route, with its OpenAPI document. Routes are only ever added through
+/// `routes!` here, so a route cannot exist without being documented.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(health::router())
+        .merge(catalog::router())
+        .merge(projects::router())
+        .merge(keys::router())
+        .merge(verify::router())
+        .merge(openapi::router())
+}
+
+pub fn router(state: AppState) -> Router {
+    let (router, document) = api_router().split_for_parts();
+    let request_id = HeaderName::from_static("x-request-id");
+    router
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::Extension(openapi::Document::new(&document)))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), RandomRequestId))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(log_response),
+                )
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(CatchPanicLayer::custom(|_panic| {
+                    ApiError::Internal("a request handler panicked".into()).into_response()
+                }))
+                // Nothing this API returns belongs in a shared cache; the
+                // create and rotate responses hold a secret.
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                )),
+        )
+        .with_state(state)
+}
+
+/// The span every log line of a request carries. It names the route
+/// template, never the concrete path or query, so nothing a client put in
+/// the URL is logged.
+fn request_span(request: &Request) -> Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %request.method(), route, request_id)
+}
+
+fn log_response<B>(response: &axum::http::Response<B>, latency: Duration, _: &Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        "response"
+    );
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = atk_core::secret::random_base62(16);
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}

@@ -1,0 +1,89 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::openapi::OpenApi as Document31;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "AuthToolkit Keys",
+        description = "Issues, verifies and governs AuthToolkit API keys. Management calls take \
+            `Authorization: Bearer <admin token or service role key>`; `POST /v1/keys/verify` \
+            takes no credential."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(super::error::ErrorBody)),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "catalog", description = "Products, actions, kinds, expirations, confirmations"),
+        (name = "projects", description = "Projects and their Commerce entitlements"),
+        (name = "keys", description = "Creating and listing keys"),
+        (name = "verify", description = "Verifying a key for a product action"),
+        (name = "meta", description = "This document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut Document31) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The platform admin token or a service role key"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub fn base() -> Document31 {
+    ApiDoc::openapi()
+}
+
+/// The whole document, for tests and tools that want it without a server.
+pub fn document() -> Document31 {
+    super::api_router().split_for_parts().1
+}
+
+/// The serialized document, rendered once at startup.
+#[derive(Clone)]
+pub struct Document(Arc<String>);
+
+impl Document {
+    pub fn new(document: &Document31) -> Self {
+        Self(Arc::new(
+            document
+                .to_pretty_json()
+                .expect("the OpenAPI document serializes"),
+        ))
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(openapi_json))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_json(Extension(document): Extension<Document>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.0.as_str().to_owned(),
+    )
+}

@@ -1,0 +1,147 @@
+use atk_core::entitlement::{Entitlement, EntitlementStatus};
+use atk_core::project::Project;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_project))
+        .routes(routes!(get_project))
+        .routes(routes!(list_entitlements))
+        .routes(routes!(put_entitlement))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    /// `^[a-z][a-z0-9_]{2,62}$`
+    #[schema(example = "project_identity_demo")]
+    project_id: String,
+    /// 1–100 characters.
+    name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntitlementList {
+    items: Vec<Entitlement>,
+    /// Always `null`: a project has one entitlement per product.
+    #[schema(value_type = Option<String>)]
+    next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutEntitlement {
+    status: EntitlementStatus,
+    /// Only with `trial`: the trial blocks from this instant on.
+    #[serde(default)]
+    trial_ends_at: Option<DateTime<Utc>>,
+}
+
+/// Creates a project with the initial entitlement table (platform admin only).
+#[utoipa::path(post, path = "/v1/projects", tag = "projects", security(("bearer" = [])),
+    request_body = CreateProject,
+    responses(
+        (status = 201, description = "Created", body = Project),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Not the platform admin", body = ErrorBody),
+        (status = 409, description = "The project id is taken", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ))]
+async fn create_project(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateProject>,
+) -> Result<(StatusCode, Json<Project>), ApiError> {
+    caller.require_admin()?;
+    let project = state
+        .service
+        .create_project(&body.project_id, &body.name)
+        .await?;
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+#[utoipa::path(get, path = "/v1/projects/{project_id}", tag = "projects", security(("bearer" = [])),
+    params(("project_id" = String, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "The project", body = Project),
+        (status = 400, description = "Malformed project id", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "The credential may not manage projects", body = ErrorBody),
+        (status = 404, description = "No such project (or not yours)", body = ErrorBody),
+    ))]
+async fn get_project(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(project_id): ApiPath<String>,
+) -> Result<Json<Project>, ApiError> {
+    let project_id = caller.project(&project_id)?;
+    Ok(Json(state.service.get_project(&project_id).await?))
+}
+
+#[utoipa::path(get, path = "/v1/projects/{project_id}/entitlements", tag = "projects",
+    security(("bearer" = [])),
+    params(("project_id" = String, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "One entitlement per product", body = EntitlementList),
+        (status = 400, description = "Malformed project id", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "The credential may not manage projects", body = ErrorBody),
+        (status = 404, description = "No such project (or not yours)", body = ErrorBody),
+    ))]
+async fn list_entitlements(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(project_id): ApiPath<String>,
+) -> Result<Json<EntitlementList>, ApiError> {
+    let project_id = caller.project(&project_id)?;
+    let items = state.service.list_entitlements(&project_id).await?;
+    Ok(Json(EntitlementList {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// Sets a product's entitlement. Only the platform admin (standing for
+/// Commerce) may change entitlements.
+#[utoipa::path(put, path = "/v1/projects/{project_id}/entitlements/{product}", tag = "projects",
+    security(("bearer" = [])),
+    params(
+        ("project_id" = String, Path, description = "Project id"),
+        ("product" = String, Path, description = "Product id from the catalog"),
+    ),
+    request_body = PutEntitlement,
+    responses(
+        (status = 200, description = "The entitlement now in force", body = Entitlement),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Not the platform admin", body = ErrorBody),
+        (status = 404, description = "No such project or product", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ))]
+async fn put_entitlement(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath((project_id, product)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<PutEntitlement>,
+) -> Result<Json<Entitlement>, ApiError> {
+    let project_id = caller.project(&project_id)?;
+    caller.require_admin()?;
+    let entitlement = state
+        .service
+        .put_entitlement(&project_id, &product, body.status, body.trial_ends_at)
+        .await?;
+    Ok(Json(entitlement))
+}

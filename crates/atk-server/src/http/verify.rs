@@ -1,0 +1,108 @@
+use std::net::IpAddr;
+
+use atk_core::decision::{EntitlementView, VerifyCode};
+use atk_core::key::{Environment, KeyKind, KeyRecord};
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiJson;
+use crate::verifier::Verification;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(verify_key))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The secret presented to the product backend.
+    key: String,
+    /// A catalog action, for example `notification.send`.
+    action: Option<String>,
+    /// What the calling backend knows of its own caller's address.
+    #[schema(value_type = Option<String>, example = "203.0.113.7")]
+    #[allow(dead_code)] // Accepted now; IP allowlists arrive with the hardening work.
+    client_ip: Option<IpAddr>,
+    /// The browser origin the calling backend saw, if any.
+    #[allow(dead_code)]
+    origin: Option<String>,
+}
+
+/// The key as verification reports it: no secret, no hash, no name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifiedKey {
+    id: String,
+    project_id: String,
+    environment: Environment,
+    kind: KeyKind,
+    scopes: Vec<String>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<KeyRecord> for VerifiedKey {
+    fn from(key: KeyRecord) -> Self {
+        Self {
+            id: key.id.into(),
+            project_id: key.project_id.into(),
+            environment: key.environment,
+            kind: key.kind,
+            scopes: key.scopes,
+            expires_at: key.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResponse {
+    /// The key exists and is active.
+    valid: bool,
+    /// The key may perform `action` now (equals `valid` without an action).
+    allowed: bool,
+    code: VerifyCode,
+    /// `null` unless the key was found.
+    key: Option<VerifiedKey>,
+    entitlement: Option<EntitlementView>,
+    missing_scopes: Vec<String>,
+}
+
+impl From<Verification> for VerifyResponse {
+    fn from(verification: Verification) -> Self {
+        let decision = verification.decision;
+        Self {
+            valid: decision.valid,
+            allowed: decision.allowed,
+            code: decision.code,
+            key: verification.key.map(VerifiedKey::from),
+            entitlement: decision.entitlement,
+            missing_scopes: decision.missing_scopes,
+        }
+    }
+}
+
+/// Verifies a key, optionally for a product action. Always 200 for a
+/// well-formed request; `code` says why a key may not act. No credential:
+/// product backends call this.
+#[utoipa::path(post, path = "/v1/keys/verify", tag = "verify",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The decision", body = VerifyResponse),
+        (status = 400, description = "Malformed request or an action outside the catalog", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ))]
+async fn verify_key(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<VerifyRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    let verification = state
+        .verifier
+        .verify(&body.key, body.action.as_deref())
+        .await?;
+    Ok(Json(verification.into()))
+}

@@ -1,0 +1,210 @@
+//! Building the service: the one path `atk serve`, the CLI and every test
+//! take, so what the tests exercise is what runs in production.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use atk_core::secret::{SecretHash, random_base62};
+use atk_core::{Clock, SystemClock};
+use atk_store::{SqlStore, Store, StoreError};
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ConfigError};
+use crate::http::auth::AdminCredential;
+use crate::http::{self, AppState};
+use crate::service::{Service, ServiceError};
+use crate::verifier::Verifier;
+
+/// Where the admin token's keyed hash is kept.
+const ADMIN_TOKEN_SETTING: &str = "admin_token_hash";
+
+#[derive(Debug, Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("first-start setup failed: {0}")]
+    Bootstrap(#[from] ServiceError),
+    #[error("the stored admin token hash is corrupt")]
+    CorruptAdminHash,
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The store and the services over it, opened from configuration. The CLI
+/// uses this directly; [`Application`] adds HTTP on top.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub store: Arc<SqlStore>,
+    pub service: Arc<Service>,
+    pub verifier: Arc<Verifier>,
+}
+
+impl Services {
+    /// Prepares the data directory, loads (or creates) the pepper, connects
+    /// and applies migrations.
+    pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+        config.prepare_data_dir()?;
+        let pepper = config.load_pepper()?;
+        let store = Arc::new(SqlStore::connect_and_migrate(&config.database_url()).await?);
+        let dyn_store: Arc<dyn Store> = store.clone();
+        Ok(Self {
+            service: Arc::new(Service::new(
+                dyn_store.clone(),
+                pepper.clone(),
+                clock.clone(),
+            )),
+            verifier: Arc::new(Verifier::new(dyn_store, pepper, clock)),
+            store,
+        })
+    }
+}
+
+/// What first start created and must be shown to the operator once.
+#[derive(Debug, Default)]
+pub struct Bootstrap {
+    /// A newly generated admin token: print it once, it is never shown again.
+    pub new_admin_token: Option<String>,
+    pub demo_project_created: bool,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    services: Services,
+    state: AppState,
+    pub bootstrap: Bootstrap,
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Opens the store, runs first-start setup and binds the listener
+    /// (port 0 picks a free port, as the tests do).
+    pub async fn build_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let services = Services::open(config, clock).await?;
+        let demo_project_created = services.service.ensure_demo_project().await?;
+        let (admin, new_admin_token) = admin_credential(config, &services).await?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let state = AppState {
+            service: services.service.clone(),
+            verifier: services.verifier.clone(),
+            admin,
+        };
+        Ok(Self {
+            listener,
+            services,
+            state,
+            bootstrap: Bootstrap {
+                new_admin_token,
+                demo_project_created,
+            },
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in
+    /// flight and closes the store.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = http::router(self.state);
+        tracing::info!(
+            addr = %self.listener.local_addr()?,
+            store = self.services.store.backend_name(),
+            "listening"
+        );
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.services.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+/// The configured admin token wins; otherwise the stored hash; otherwise a
+/// new token is generated and its hash stored (first writer wins when
+/// several nodes start at once, and only that node prints the token).
+async fn admin_credential(
+    config: &Config,
+    services: &Services,
+) -> Result<(AdminCredential, Option<String>), StartupError> {
+    let pepper = services.service.pepper();
+    if let Some(token) = config.checked_admin_token()? {
+        return Ok((AdminCredential::from_hash(pepper.hash_token(token)), None));
+    }
+    let store = &services.store;
+    let mut new_token = None;
+    if store.get_setting(ADMIN_TOKEN_SETTING).await?.is_none() {
+        let token = format!("atk_admin_{}", random_base62(43));
+        let hash = hex::encode(pepper.hash_token(&token).0);
+        if store
+            .insert_setting_if_absent(ADMIN_TOKEN_SETTING, &hash)
+            .await?
+        {
+            new_token = Some(token);
+        }
+    }
+    let stored = store
+        .get_setting(ADMIN_TOKEN_SETTING)
+        .await?
+        .ok_or(StartupError::CorruptAdminHash)?;
+    let bytes: [u8; 32] = hex::decode(stored)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or(StartupError::CorruptAdminHash)?;
+    Ok((AdminCredential::from_hash(SecretHash(bytes)), new_token))
+}
+
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received, stopping"),
+        () = terminate => tracing::info!("SIGTERM received, stopping"),
+    }
+}
