@@ -1,0 +1,10 @@
+//! Behaviour of the HTTP API, through HTTP, on a real server with a real
+//! database. One test binary, so the build links once.
+
+mod auth;
+mod bad_input;
+mod helpers;
+mod keys;
+mod openapi;
+mod projects;
+mod verify;

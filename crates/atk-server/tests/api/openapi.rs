@@ -1,0 +1,98 @@
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+
+use crate::helpers::{Backend, TestApp};
+
+/// Every route of SPEC section 3 that this build serves.
+const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/openapi.json"),
+    ("get", "/v1/catalog"),
+    ("post", "/v1/projects"),
+    ("get", "/v1/projects/{project_id}"),
+    ("get", "/v1/projects/{project_id}/entitlements"),
+    ("put", "/v1/projects/{project_id}/entitlements/{product}"),
+    ("post", "/v1/projects/{project_id}/keys"),
+    ("get", "/v1/projects/{project_id}/keys"),
+    ("get", "/v1/projects/{project_id}/keys/{key_id}"),
+    ("post", "/v1/keys/verify"),
+];
+
+fn documented(document: &serde_json::Value) -> BTreeSet<(String, String)> {
+    let mut operations = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            operations.insert((method.clone(), path.clone()));
+        }
+    }
+    operations
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_3_1_and_documents_exactly_the_served_routes() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let reply = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let document = reply.body;
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    let expected: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    let actual = documented(&document);
+    let missing: Vec<_> = expected.difference(&actual).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from /openapi.json: {missing:?}"
+    );
+    let unexpected: Vec<_> = actual.difference(&expected).collect();
+    assert!(
+        unexpected.is_empty(),
+        "documented but not in this test's route list: {unexpected:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_documented_route_is_served() {
+    // A documented route that the router does not serve would answer the
+    // fallback's "no such route".
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let document = serde_json::to_value(atk_server::http::openapi::document()).unwrap();
+    for (method, path) in documented(&document) {
+        let concrete = path
+            .replace("{project_id}", crate::helpers::DEMO)
+            .replace("{product}", "qr")
+            .replace("{key_id}", "key_0000000000000000000000");
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let reply = app.call(method.clone(), &concrete, None, None).await;
+        let fallback = reply.status == StatusCode::NOT_FOUND
+            && reply.body["error"]["message"] == "no such route";
+        assert!(
+            !fallback && reply.status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} is not served"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_operation_documents_its_error_responses() {
+    let document = serde_json::to_value(atk_server::http::openapi::document()).unwrap();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(
+                responses.keys().any(|code| code.starts_with('2')),
+                "{method} {path}"
+            );
+            let takes_input = path.contains('{') || method != "get";
+            if takes_input && path.starts_with("/v1/") {
+                assert!(
+                    responses.keys().any(|code| code.starts_with('4')),
+                    "{method} {path} documents no 4xx"
+                );
+            }
+        }
+    }
+}
