@@ -16,6 +16,12 @@ use atk_store::{KeyCursor, KeyQuery, Store, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use thiserror::Error;
 
+use crate::verifier::Verifier;
+
+// Spans carry only validated identifiers (`skip_all` + explicit fields):
+// raw client strings such as names, cursors or unparsed ids could hold
+// anything, a pasted secret included, and must not reach the log.
+
 /// Largest page a list call returns, whatever `limit` asks for.
 pub const MAX_PAGE: u32 = 200;
 pub const DEFAULT_PAGE: u32 = 50;
@@ -71,15 +77,24 @@ pub struct Service {
     pepper: Pepper,
     clock: Arc<dyn Clock>,
     catalog: &'static Catalog,
+    /// Told about changes, so its caches never serve a stale decision on
+    /// this node.
+    verifier: Arc<Verifier>,
 }
 
 impl Service {
-    pub fn new(store: Arc<dyn Store>, pepper: Pepper, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        pepper: Pepper,
+        clock: Arc<dyn Clock>,
+        verifier: Arc<Verifier>,
+    ) -> Self {
         Self {
             store,
             pepper,
             clock,
             catalog: Catalog::get(),
+            verifier,
         }
     }
 
@@ -95,7 +110,7 @@ impl Service {
         self.clock.now()
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(skip_all)]
     pub async fn create_project(
         &self,
         project_id: &str,
@@ -133,7 +148,7 @@ impl Service {
         }
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(skip_all, fields(%project_id))]
     pub async fn get_project(&self, project_id: &ProjectId) -> Result<Project, ServiceError> {
         self.store
             .get_project(project_id)
@@ -141,7 +156,7 @@ impl Service {
             .ok_or(ServiceError::NotFound("project"))
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(skip_all, fields(%project_id))]
     pub async fn list_entitlements(
         &self,
         project_id: &ProjectId,
@@ -150,7 +165,7 @@ impl Service {
         Ok(self.store.list_entitlements(project_id).await?)
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(skip_all, fields(%project_id, ?status))]
     pub async fn put_entitlement(
         &self,
         project_id: &ProjectId,
@@ -174,12 +189,13 @@ impl Service {
             updated_at: self.now(),
         };
         self.store.put_entitlement(project_id, &entitlement).await?;
+        self.verifier.forget_entitlement(project_id, product);
         Ok(entitlement)
     }
 
     /// Creates a key. The plaintext secret is in the result and nowhere else:
     /// only its keyed hash and preview reach the store.
-    #[tracing::instrument(skip(self, request), fields(kind = ?request.kind))]
+    #[tracing::instrument(skip_all, fields(%project_id, kind = ?request.kind))]
     pub async fn create_key(
         &self,
         project_id: &ProjectId,
@@ -221,7 +237,7 @@ impl Service {
         })
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(skip_all, fields(%project_id))]
     pub async fn get_key(
         &self,
         project_id: &ProjectId,
@@ -237,7 +253,7 @@ impl Service {
         Ok(record.preview_at(self.now()))
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(skip_all, fields(%project_id))]
     pub async fn list_keys(
         &self,
         project_id: &ProjectId,

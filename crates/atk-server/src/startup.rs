@@ -54,13 +54,14 @@ impl Services {
         let pepper = config.load_pepper()?;
         let store = Arc::new(SqlStore::connect_and_migrate(&config.database_url()).await?);
         let dyn_store: Arc<dyn Store> = store.clone();
+        let verifier = Arc::new(Verifier::new(
+            dyn_store.clone(),
+            pepper.clone(),
+            clock.clone(),
+        ));
         Ok(Self {
-            service: Arc::new(Service::new(
-                dyn_store.clone(),
-                pepper.clone(),
-                clock.clone(),
-            )),
-            verifier: Arc::new(Verifier::new(dyn_store, pepper, clock)),
+            service: Arc::new(Service::new(dyn_store, pepper, clock, verifier.clone())),
+            verifier,
             store,
         })
     }

@@ -2,16 +2,33 @@
 //! counting have exactly one place to live. The management API's credential
 //! check uses the same lookup, so a revoked service role key stops working
 //! for administration at the same moment it stops verifying.
+//!
+//! Caching: key records (by keyed hash) and entitlements are kept for
+//! [`CACHE_TTL`]. Changes made through this process invalidate at once;
+//! changes made by another node are seen within the TTL. Status is always
+//! decided against the clock at verification time, so expiry is exact
+//! whatever the cache holds. Unknown secrets are not cached, so a key
+//! created on another node verifies immediately.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use atk_core::Clock;
 use atk_core::catalog::Catalog;
 use atk_core::decision::{Decision, decide};
+use atk_core::entitlement::Entitlement;
+use atk_core::ids::ProjectId;
 use atk_core::key::{KeyRecord, KeyStatus};
-use atk_core::secret::{ParsedSecret, Pepper};
+use atk_core::secret::{ParsedSecret, Pepper, SecretHash};
 use atk_store::{Store, StoreError};
+use moka::sync::Cache;
 use thiserror::Error;
+
+/// How stale a cached key or entitlement may be on a node that did not
+/// make the change: the "revocation visible on every node within a second"
+/// promise.
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+const CACHE_CAPACITY: u64 = 100_000;
 
 #[derive(Debug, Error)]
 pub enum VerifyError {
@@ -28,15 +45,27 @@ pub enum VerifyError {
 #[derive(Debug, Clone)]
 pub struct Verification {
     pub decision: Decision,
-    pub key: Option<KeyRecord>,
+    pub key: Option<Arc<KeyRecord>>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Verifier {
     store: Arc<dyn Store>,
     pepper: Pepper,
     clock: Arc<dyn Clock>,
     catalog: &'static Catalog,
+    keys: Cache<SecretHash, Arc<KeyRecord>>,
+    /// `None` is cached too: a missing row means "disabled" (deny by default).
+    entitlements: Cache<(ProjectId, String), Option<Entitlement>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("cached_keys", &self.keys.entry_count())
+            .field("cached_entitlements", &self.entitlements.entry_count())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Verifier {
@@ -46,6 +75,14 @@ impl Verifier {
             pepper,
             clock,
             catalog: Catalog::get(),
+            keys: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(CACHE_TTL)
+                .build(),
+            entitlements: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(CACHE_TTL)
+                .build(),
         }
     }
 
@@ -71,11 +108,7 @@ impl Verifier {
                 key: None,
             });
         };
-        let Some(key) = self
-            .store
-            .find_key_by_hash(&self.pepper.hash(&parsed))
-            .await?
-        else {
+        let Some(key) = self.lookup(&self.pepper.hash(&parsed)).await? else {
             return Ok(Verification {
                 decision: Decision::not_found(),
                 key: None,
@@ -83,12 +116,12 @@ impl Verifier {
         };
         let now = self.clock.now();
         // The entitlement matters only for an active key that has the scope;
-        // skip the second lookup otherwise.
+        // skip that lookup otherwise.
         let needs_entitlement = key.status_at(now) == KeyStatus::Active
             && action.is_some_and(|action| key.scopes.iter().any(|scope| scope == action));
         let entitlement = match product {
             Some(product) if needs_entitlement => {
-                self.store.get_entitlement(&key.project_id, product).await?
+                self.entitlement(&key.project_id, product).await?
             }
             _ => None,
         };
@@ -102,15 +135,51 @@ impl Verifier {
 
     /// The active key behind a credential, or `None` (malformed, unknown,
     /// revoked or expired). Not counted as usage.
-    pub async fn authenticate(&self, secret: &str) -> Result<Option<KeyRecord>, StoreError> {
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<Arc<KeyRecord>>, StoreError> {
         let Ok(parsed) = ParsedSecret::parse(secret) else {
             return Ok(None);
         };
-        let key = self
-            .store
-            .find_key_by_hash(&self.pepper.hash(&parsed))
-            .await?;
+        let key = self.lookup(&self.pepper.hash(&parsed)).await?;
         let now = self.clock.now();
         Ok(key.filter(|key| key.status_at(now) == KeyStatus::Active))
+    }
+
+    /// A key changed (revoked, expired, rotated): the next verification on
+    /// this node reads it again.
+    pub fn forget_key(&self, hash: &SecretHash) {
+        self.keys.invalidate(hash);
+    }
+
+    /// A project's entitlement changed: the next verification on this node
+    /// reads it again.
+    pub fn forget_entitlement(&self, project: &ProjectId, product: &str) {
+        self.entitlements
+            .invalidate(&(project.clone(), product.to_owned()));
+    }
+
+    async fn lookup(&self, hash: &SecretHash) -> Result<Option<Arc<KeyRecord>>, StoreError> {
+        if let Some(key) = self.keys.get(hash) {
+            return Ok(Some(key));
+        }
+        let Some(key) = self.store.find_key_by_hash(hash).await? else {
+            return Ok(None);
+        };
+        let key = Arc::new(key);
+        self.keys.insert(*hash, key.clone());
+        Ok(Some(key))
+    }
+
+    async fn entitlement(
+        &self,
+        project: &ProjectId,
+        product: &str,
+    ) -> Result<Option<Entitlement>, StoreError> {
+        let cache_key = (project.clone(), product.to_owned());
+        if let Some(entitlement) = self.entitlements.get(&cache_key) {
+            return Ok(entitlement);
+        }
+        let entitlement = self.store.get_entitlement(project, product).await?;
+        self.entitlements.insert(cache_key, entitlement.clone());
+        Ok(entitlement)
     }
 }

@@ -81,8 +81,8 @@ impl FromRequestParts<AppState> for Caller {
         match state.verifier.authenticate(credential).await? {
             Some(key) if Catalog::get().kind(key.kind).administers_project => {
                 Ok(Self::ServiceRole {
-                    project_id: key.project_id,
-                    key_id: key.id,
+                    project_id: key.project_id.clone(),
+                    key_id: key.id.clone(),
                 })
             }
             Some(_) => Err(ApiError::Forbidden(

@@ -46,14 +46,14 @@ pub struct VerifiedKey {
     expires_at: Option<DateTime<Utc>>,
 }
 
-impl From<KeyRecord> for VerifiedKey {
-    fn from(key: KeyRecord) -> Self {
+impl From<&KeyRecord> for VerifiedKey {
+    fn from(key: &KeyRecord) -> Self {
         Self {
-            id: key.id.into(),
-            project_id: key.project_id.into(),
+            id: key.id.to_string(),
+            project_id: key.project_id.to_string(),
             environment: key.environment,
             kind: key.kind,
-            scopes: key.scopes,
+            scopes: key.scopes.clone(),
             expires_at: key.expires_at,
         }
     }
@@ -79,7 +79,7 @@ impl From<Verification> for VerifyResponse {
             valid: decision.valid,
             allowed: decision.allowed,
             code: decision.code,
-            key: verification.key.map(VerifiedKey::from),
+            key: verification.key.as_deref().map(VerifiedKey::from),
             entitlement: decision.entitlement,
             missing_scopes: decision.missing_scopes,
         }
