@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::catalog::Catalog;
 use crate::entitlement::{Entitlement, EntitlementBlock, EntitlementStatus, blocks};
-use crate::key::{KeyRecord, KeyStatus};
+use crate::key::{KeyRecord, KeyStatus, text_enum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -24,21 +24,17 @@ pub enum VerifyCode {
     Ok,
 }
 
-impl VerifyCode {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Malformed => "MALFORMED",
-            Self::NotFound => "NOT_FOUND",
-            Self::Revoked => "REVOKED",
-            Self::Expired => "EXPIRED",
-            Self::ScopeMissing => "SCOPE_MISSING",
-            Self::EntitlementDisabled => "ENTITLEMENT_DISABLED",
-            Self::EntitlementUpgradeRequired => "ENTITLEMENT_UPGRADE_REQUIRED",
-            Self::EntitlementTrialEnded => "ENTITLEMENT_TRIAL_ENDED",
-            Self::Ok => "OK",
-        }
-    }
-}
+text_enum!(VerifyCode {
+    Malformed => "MALFORMED",
+    NotFound => "NOT_FOUND",
+    Revoked => "REVOKED",
+    Expired => "EXPIRED",
+    ScopeMissing => "SCOPE_MISSING",
+    EntitlementDisabled => "ENTITLEMENT_DISABLED",
+    EntitlementUpgradeRequired => "ENTITLEMENT_UPGRADE_REQUIRED",
+    EntitlementTrialEnded => "ENTITLEMENT_TRIAL_ENDED",
+    Ok => "OK",
+});
 
 /// The entitlement that applied to the requested action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -242,6 +238,14 @@ mod tests {
         let k = key(&["qr.scan.read"], now);
         let d = decide(Catalog::get(), &k, Some("qr.scan.read"), None, now);
         assert_eq!(d.code, VerifyCode::EntitlementDisabled);
+    }
+
+    #[test]
+    fn every_code_round_trips_through_its_text() {
+        for code in VerifyCode::ALL {
+            assert_eq!(VerifyCode::parse(code.as_str()), Some(code));
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! (the only system call is the OS random source used to mint secrets).
 //! Storage, HTTP and CLI depend on this crate, never the other way round.
 
+/// Audit events: actor, action, target, source address, details.
+pub mod audit;
 /// Products, actions (scopes), key kinds, expirations and confirmations as
 /// data, loaded from `data/catalog.json`.
 pub mod catalog;
@@ -15,12 +17,16 @@ pub mod entitlement;
 pub mod ids;
 /// The stored key record, its derived status and its public preview row.
 pub mod key;
+/// Lifecycle rules: rotation grace, which keys can still be ended.
+pub mod lifecycle;
 /// Create-key policy: defaults per kind, allowed scopes, confirmations, expiry.
 pub mod policy;
 /// Projects and the entitlement table they start with.
 pub mod project;
 /// Secret format (`atk_live_…`), checksum, preview and keyed hashing.
 pub mod secret;
+/// Usage counters and their summaries (totals and time series).
+pub mod usage;
 
 pub use catalog::Catalog;
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -135,6 +135,21 @@ pub fn require_confirmations(
     }
 }
 
+/// A rotation shows a new secret once, so it needs that acknowledged again.
+pub const ROTATION_CONFIRMATIONS: [Confirmation; 1] = [Confirmation::SecretShownOnce];
+
+pub fn require_rotation_confirmations(given: &[Confirmation]) -> Result<(), PolicyError> {
+    let missing: Vec<Confirmation> = ROTATION_CONFIRMATIONS
+        .into_iter()
+        .filter(|required| !given.contains(required))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(PolicyError::MissingConfirmations(missing))
+    }
+}
+
 /// The chosen scopes whose product entitlement blocks them at `now`.
 pub fn blocked_scopes(
     catalog: &Catalog,

@@ -12,6 +12,8 @@ pub mod service;
 pub mod startup;
 /// Log setup for the binary.
 pub mod telemetry;
+/// Usage counting: lock-free recording, batched additive flushes.
+pub mod usage;
 /// The one verification path: parse, hash, look up, decide.
 pub mod verifier;
 

@@ -15,6 +15,7 @@ use crate::config::{Config, ConfigError};
 use crate::http::auth::AdminCredential;
 use crate::http::{self, AppState};
 use crate::service::{Service, ServiceError};
+use crate::usage::UsageRecorder;
 use crate::verifier::Verifier;
 
 /// Where the admin token's keyed hash is kept.
@@ -54,16 +55,27 @@ impl Services {
         let pepper = config.load_pepper()?;
         let store = Arc::new(SqlStore::connect_and_migrate(&config.database_url()).await?);
         let dyn_store: Arc<dyn Store> = store.clone();
+        let usage = UsageRecorder::start(dyn_store.clone());
         let verifier = Arc::new(Verifier::new(
             dyn_store.clone(),
             pepper.clone(),
             clock.clone(),
+            usage,
         ));
         Ok(Self {
             service: Arc::new(Service::new(dyn_store, pepper, clock, verifier.clone())),
             verifier,
             store,
         })
+    }
+}
+
+impl Services {
+    /// Saves every usage count still in memory and closes the store. The
+    /// last thing a process does before it exits.
+    pub async fn shutdown(&self) {
+        self.verifier.usage().stop().await;
+        self.store.close().await;
     }
 }
 
@@ -130,7 +142,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes the requests in
-    /// flight and closes the store.
+    /// flight, saves the usage counts and closes the store.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -141,10 +153,15 @@ impl Application {
             store = self.services.store.backend_name(),
             "listening"
         );
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        self.services.store.close().await;
+        // Connect info gives the audit log each change's source address.
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        // Requests in flight have finished, so no more counts can arrive.
+        self.services.shutdown().await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -24,6 +24,8 @@ use atk_store::{Store, StoreError};
 use moka::sync::Cache;
 use thiserror::Error;
 
+use crate::usage::UsageRecorder;
+
 /// How stale a cached key or entitlement may be on a node that did not
 /// make the change: the "revocation visible on every node within a second"
 /// promise.
@@ -57,6 +59,7 @@ pub struct Verifier {
     keys: Cache<SecretHash, Arc<KeyRecord>>,
     /// `None` is cached too: a missing row means "disabled" (deny by default).
     entitlements: Cache<(ProjectId, String), Option<Entitlement>>,
+    usage: UsageRecorder,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -69,8 +72,14 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    pub fn new(store: Arc<dyn Store>, pepper: Pepper, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        pepper: Pepper,
+        clock: Arc<dyn Clock>,
+        usage: UsageRecorder,
+    ) -> Self {
         Self {
+            usage,
             store,
             pepper,
             clock,
@@ -93,14 +102,17 @@ impl Verifier {
         secret: &str,
         action: Option<&str>,
     ) -> Result<Verification, VerifyError> {
-        let product = match action {
-            None => None,
-            Some(action) => Some(
-                self.catalog
+        // Resolved against the catalog so the action is a `&'static str`
+        // from here on: counting it allocates nothing.
+        let (product, action) = match action {
+            None => (None, None),
+            Some(action) => {
+                let (product, action) = self
+                    .catalog
                     .action(action)
-                    .map(|(product, _)| product.id.as_str())
-                    .ok_or(VerifyError::UnknownAction)?,
-            ),
+                    .ok_or(VerifyError::UnknownAction)?;
+                (Some(product.id.as_str()), Some(action.scope.as_str()))
+            }
         };
         let Ok(parsed) = ParsedSecret::parse(secret) else {
             return Ok(Verification {
@@ -126,6 +138,7 @@ impl Verifier {
             _ => None,
         };
         let decision = decide(self.catalog, &key, action, entitlement.as_ref(), now);
+        self.usage.record(&key, action, decision.code, now);
         tracing::debug!(key_id = %key.id, code = decision.code.as_str(), "verified");
         Ok(Verification {
             decision,
@@ -142,6 +155,10 @@ impl Verifier {
         let key = self.lookup(&self.pepper.hash(&parsed)).await?;
         let now = self.clock.now();
         Ok(key.filter(|key| key.status_at(now) == KeyStatus::Active))
+    }
+
+    pub fn usage(&self) -> &UsageRecorder {
+        &self.usage
     }
 
     /// A key changed (revoked, expired, rotated): the next verification on

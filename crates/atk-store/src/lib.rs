@@ -7,11 +7,15 @@ pub mod sql;
 pub mod testing;
 
 use async_trait::async_trait;
+use atk_core::audit::{AuditAction, AuditEvent};
+use atk_core::decision::VerifyCode;
 use atk_core::entitlement::Entitlement;
 use atk_core::ids::{KeyId, ProjectId};
 use atk_core::key::{Environment, KeyKind, KeyRecord, KeyStatus};
+use atk_core::lifecycle::Ending;
 use atk_core::project::Project;
 use atk_core::secret::SecretHash;
+use atk_core::usage::UsageRow;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
@@ -19,9 +23,12 @@ pub use sql::SqlStore;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    /// A unique constraint said no: the thing already exists.
-    #[error("already exists")]
+    /// A unique constraint said no (the thing already exists), or a
+    /// conditional change found the row no longer in a state that allows it.
+    #[error("conflict")]
     Conflict,
+    #[error("not found")]
+    NotFound,
     #[error("the database URL is not sqlite:… or postgres://…: {0}")]
     UnsupportedUrl(String),
     /// A stored value no longer parses: the database was edited by hand or
@@ -70,6 +77,39 @@ impl KeyCursor {
     }
 }
 
+/// A rotation, applied atomically: the old key gets `rotated_to` and its
+/// end moved to `old_ends_at` (never later), the new key is inserted, the
+/// event is appended. Fails with `Conflict` if the old key was already
+/// rotated or had ended at `now`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation<'a> {
+    pub project: &'a ProjectId,
+    pub old_id: &'a KeyId,
+    pub now: DateTime<Utc>,
+    pub old_ends_at: DateTime<Utc>,
+    pub new_key: &'a KeyRecord,
+    pub event: &'a AuditEvent,
+}
+
+/// One counter increment, as the usage recorder flushes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageCount {
+    pub key_id: KeyId,
+    pub project_id: ProjectId,
+    pub action: Option<&'static str>,
+    pub code: VerifyCode,
+    pub hour: DateTime<Utc>,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditQuery {
+    pub action: Option<AuditAction>,
+    pub limit: u32,
+    /// Events older than this position (the `seq` of the last one seen).
+    pub before: Option<i64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Page<T, C> {
     pub items: Vec<T>,
@@ -85,12 +125,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     async fn has_projects(&self) -> Result<bool, StoreError>;
 
-    /// Creates the project with its entitlement table in one transaction.
-    /// [`StoreError::Conflict`] when the id is taken.
+    /// Creates the project with its entitlement table and its audit event in
+    /// one transaction. [`StoreError::Conflict`] when the id is taken.
     async fn create_project(
         &self,
         project: &Project,
         entitlements: &[Entitlement],
+        event: &AuditEvent,
     ) -> Result<(), StoreError>;
 
     async fn get_project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError>;
@@ -103,15 +144,32 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         product: &str,
     ) -> Result<Option<Entitlement>, StoreError>;
 
-    /// Inserts or replaces one product's entitlement.
+    /// Inserts or replaces one product's entitlement, with its audit event.
     async fn put_entitlement(
         &self,
         project: &ProjectId,
         entitlement: &Entitlement,
+        event: &AuditEvent,
     ) -> Result<(), StoreError>;
 
-    /// [`StoreError::Conflict`] when the id or the secret hash is taken.
-    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
+    /// Inserts a key with its audit event. [`StoreError::Conflict`] when the
+    /// id or the secret hash is taken.
+    async fn insert_key(&self, key: &KeyRecord, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// See [`Rotation`]. Returns the old key as it is now.
+    async fn rotate_key(&self, rotation: Rotation<'_>) -> Result<KeyRecord, StoreError>;
+
+    /// Revokes or expires a key that is active at `now`, with its audit
+    /// event. [`StoreError::Conflict`] when it had already ended,
+    /// [`StoreError::NotFound`] when the project has no such key.
+    async fn end_key(
+        &self,
+        project: &ProjectId,
+        id: &KeyId,
+        now: DateTime<Utc>,
+        ending: &Ending,
+        event: &AuditEvent,
+    ) -> Result<KeyRecord, StoreError>;
 
     async fn get_key(
         &self,
@@ -128,6 +186,31 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         project: &ProjectId,
         query: &KeyQuery,
     ) -> Result<Page<KeyRecord, KeyCursor>, StoreError>;
+
+    /// Newest first; the page cursor is the last event's position.
+    async fn list_audit(
+        &self,
+        project: &ProjectId,
+        query: &AuditQuery,
+    ) -> Result<Page<AuditEvent, i64>, StoreError>;
+
+    /// Adds counts (never overwrites, so several nodes sum) and moves
+    /// `last_used_at` forward, in one transaction: a batch lands whole or
+    /// not at all.
+    async fn add_usage(
+        &self,
+        counts: &[UsageCount],
+        last_used: &[(KeyId, DateTime<Utc>)],
+    ) -> Result<(), StoreError>;
+
+    /// A key's counters for the hours in `[from, to)`.
+    async fn usage(
+        &self,
+        project: &ProjectId,
+        key: &KeyId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<UsageRow>, StoreError>;
 
     async fn get_setting(&self, name: &str) -> Result<Option<String>, StoreError>;
 

@@ -8,19 +8,23 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use atk_core::audit::{Actor, ActorType, AuditAction, AuditEvent, Target};
 use atk_core::clock::millis_to_time;
+use atk_core::decision::VerifyCode;
 use atk_core::entitlement::{Entitlement, EntitlementStatus};
 use atk_core::ids::{DisplayName, KeyId, ProjectId};
 use atk_core::key::{Environment, Expiration, KeyKind, KeyRecord, KeyStatus};
+use atk_core::lifecycle::Ending;
 use atk_core::project::Project;
 use atk_core::secret::SecretHash;
+use atk_core::usage::UsageRow;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::{KeyCursor, KeyQuery, Page, Store, StoreError};
+use crate::{AuditQuery, KeyCursor, KeyQuery, Page, Rotation, Store, StoreError, UsageCount};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -101,6 +105,13 @@ impl SqlStore {
             Pool::Sqlite(_) => "sqlite",
             Pool::Postgres(_) => "postgres",
         }
+    }
+
+    /// Runs a statement as is. Only for tests that must try what the API
+    /// never does (such as editing the audit log).
+    #[doc(hidden)]
+    pub async fn execute_raw_for_test(&self, sql: &'static str) -> Result<u64, StoreError> {
+        Ok(on_pool!(self, pool => sqlx::query(sql).execute(pool).await?.rows_affected()))
     }
 
     pub async fn close(&self) {
@@ -247,6 +258,134 @@ macro_rules! select_keys {
     };
 }
 
+/// Appends `$event` through `$executor` (a transaction, so the event lands
+/// with the change it records or not at all).
+macro_rules! append_event {
+    ($executor:expr, $event:expr) => {{
+        let event: &AuditEvent = $event;
+        sqlx::query(
+            "INSERT INTO audit_events (id, project_id, at, actor_type, actor_id, action, \
+             target_type, target_id, source_ip, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(event.id.as_str())
+        .bind(event.project_id.as_ref().map(ProjectId::as_str))
+        .bind(millis(event.at))
+        .bind(event.actor.kind.as_str())
+        .bind(event.actor.id.as_str())
+        .bind(event.action.as_str())
+        .bind(event.target.kind.as_str())
+        .bind(event.target.id.as_str())
+        .bind(event.source_ip.as_deref())
+        .bind(event.details.to_string())
+        .execute($executor)
+        .await?;
+    }};
+}
+
+/// Inserts `$key` through `$executor`.
+macro_rules! insert_key_row {
+    ($executor:expr, $key:expr) => {{
+        let key: &KeyRecord = $key;
+        let scopes = serde_json::to_string(&key.scopes).expect("a list of strings serializes");
+        sqlx::query(concat!(
+            "INSERT INTO api_keys (id, project_id, name, kind, environment, scopes, expiration, ",
+            "secret_hash, secret_preview, created_at, expires_at, last_used_at, revoked_at, ",
+            "revoke_reason, rotated_from, rotated_to) ",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        ))
+        .bind(key.id.as_str())
+        .bind(key.project_id.as_str())
+        .bind(key.name.as_str())
+        .bind(key.kind.as_str())
+        .bind(key.environment.as_str())
+        .bind(scopes.as_str())
+        .bind(key.expiration.as_str())
+        .bind(key.secret_hash.0.as_slice())
+        .bind(key.secret_preview.as_str())
+        .bind(millis(key.created_at))
+        .bind(key.expires_at.map(millis))
+        .bind(key.last_used_at.map(millis))
+        .bind(key.revoked_at.map(millis))
+        .bind(key.revoke_reason.as_deref())
+        .bind(key.rotated_from.as_ref().map(KeyId::as_str))
+        .bind(key.rotated_to.as_ref().map(KeyId::as_str))
+        .execute($executor)
+        .await
+        .map_err(unique_to_conflict)?;
+    }};
+}
+
+/// After a conditional UPDATE matched nothing: `NotFound` when the project
+/// has no such key, `Conflict` when it has one in the wrong state.
+macro_rules! missing_or_conflict {
+    ($executor:expr, $project:expr, $id:expr) => {{
+        let exists: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE project_id = $1 AND id = $2")
+                .bind($project.as_str())
+                .bind($id.as_str())
+                .fetch_one($executor)
+                .await?;
+        if exists > 0 {
+            StoreError::Conflict
+        } else {
+            StoreError::NotFound
+        }
+    }};
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    seq: i64,
+    id: String,
+    project_id: Option<String>,
+    at: i64,
+    actor_type: String,
+    actor_id: String,
+    action: String,
+    target_type: String,
+    target_id: String,
+    source_ip: Option<String>,
+    details: String,
+}
+
+impl TryFrom<AuditRow> for AuditEvent {
+    type Error = StoreError;
+    fn try_from(row: AuditRow) -> Result<Self, StoreError> {
+        Ok(AuditEvent {
+            id: row.id,
+            at: millis_to_time(row.at),
+            actor: Actor {
+                kind: ActorType::parse(&row.actor_type)
+                    .ok_or_else(|| corrupt("actor type", &row.actor_type))?,
+                id: row.actor_id,
+            },
+            action: AuditAction::parse(&row.action)
+                .ok_or_else(|| corrupt("audit action", &row.action))?,
+            target: Target {
+                kind: row.target_type,
+                id: row.target_id,
+            },
+            project_id: row
+                .project_id
+                .as_deref()
+                .map(|id| ProjectId::parse(id).map_err(|_| corrupt("project id", id)))
+                .transpose()?,
+            source_ip: row.source_ip,
+            details: serde_json::from_str(&row.details)
+                .map_err(|_| corrupt("audit details", &row.details))?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UsageCountRow {
+    hour: i64,
+    action: String,
+    code: String,
+    count: i64,
+}
+
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -270,6 +409,7 @@ impl Store for SqlStore {
         &self,
         project: &Project,
         entitlements: &[Entitlement],
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -293,6 +433,7 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await?;
             }
+            append_event!(&mut *tx, event);
             tx.commit().await?;
         });
         Ok(())
@@ -343,8 +484,10 @@ impl Store for SqlStore {
         &self,
         project: &ProjectId,
         entitlement: &Entitlement,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO entitlements (project_id, product, status, trial_ends_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5) \
@@ -357,42 +500,100 @@ impl Store for SqlStore {
             .bind(entitlement.status.as_str())
             .bind(entitlement.trial_ends_at.map(millis))
             .bind(millis(entitlement.updated_at))
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            append_event!(&mut *tx, event);
+            tx.commit().await?;
         });
         Ok(())
     }
 
-    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        let scopes = serde_json::to_string(&key.scopes).expect("a list of strings serializes");
+    async fn insert_key(&self, key: &KeyRecord, event: &AuditEvent) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            sqlx::query(concat!(
-                "INSERT INTO api_keys (id, project_id, name, kind, environment, scopes, expiration, ",
-                "secret_hash, secret_preview, created_at, expires_at, last_used_at, revoked_at, ",
-                "revoke_reason, rotated_from, rotated_to) ",
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-            ))
-            .bind(key.id.as_str())
-            .bind(key.project_id.as_str())
-            .bind(key.name.as_str())
-            .bind(key.kind.as_str())
-            .bind(key.environment.as_str())
-            .bind(scopes.as_str())
-            .bind(key.expiration.as_str())
-            .bind(key.secret_hash.0.as_slice())
-            .bind(key.secret_preview.as_str())
-            .bind(millis(key.created_at))
-            .bind(key.expires_at.map(millis))
-            .bind(key.last_used_at.map(millis))
-            .bind(key.revoked_at.map(millis))
-            .bind(key.revoke_reason.as_deref())
-            .bind(key.rotated_from.as_ref().map(KeyId::as_str))
-            .bind(key.rotated_to.as_ref().map(KeyId::as_str))
-            .execute(pool)
-            .await
-            .map_err(unique_to_conflict)?;
+            let mut tx = pool.begin().await?;
+            insert_key_row!(&mut *tx, key);
+            append_event!(&mut *tx, event);
+            tx.commit().await?;
         });
         Ok(())
+    }
+
+    async fn rotate_key(&self, rotation: Rotation<'_>) -> Result<KeyRecord, StoreError> {
+        // The conditional UPDATE comes first: it takes the row (or, on
+        // SQLite, the write lock) before anything is read, so of two
+        // concurrent rotations exactly one matches and the other then sees
+        // `rotated_to` already set.
+        let row: KeyRow = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let updated: Option<KeyRow> = sqlx::query_as(concat!(
+                "UPDATE api_keys SET rotated_to = $3, ",
+                "expires_at = CASE WHEN expires_at IS NULL OR expires_at > $4 THEN $4 ELSE expires_at END ",
+                "WHERE project_id = $1 AND id = $2 AND rotated_to IS NULL AND revoked_at IS NULL ",
+                "AND (expires_at IS NULL OR expires_at > $5) ",
+                "RETURNING id, project_id, name, kind, environment, scopes, expiration, ",
+                "secret_hash, secret_preview, created_at, expires_at, last_used_at, revoked_at, ",
+                "revoke_reason, rotated_from, rotated_to"
+            ))
+            .bind(rotation.project.as_str())
+            .bind(rotation.old_id.as_str())
+            .bind(rotation.new_key.id.as_str())
+            .bind(millis(rotation.old_ends_at))
+            .bind(millis(rotation.now))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(updated) = updated else {
+                return Err(missing_or_conflict!(&mut *tx, rotation.project, rotation.old_id));
+            };
+            insert_key_row!(&mut *tx, rotation.new_key);
+            append_event!(&mut *tx, rotation.event);
+            tx.commit().await?;
+            updated
+        });
+        KeyRecord::try_from(row)
+    }
+
+    async fn end_key(
+        &self,
+        project: &ProjectId,
+        id: &KeyId,
+        now: DateTime<Utc>,
+        ending: &Ending,
+        event: &AuditEvent,
+    ) -> Result<KeyRecord, StoreError> {
+        // Revoke sets `revoked_at`; expire moves `expires_at` to now. Either
+        // way status stays derived, and only a key active at `now` changes.
+        let (revoked_at, revoke_reason, expires_at) = match ending {
+            Ending::Revoke { reason } => (Some(millis(now)), reason.as_deref(), None),
+            Ending::Expire => (None, None, Some(millis(now))),
+        };
+        let row: KeyRow = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let updated: Option<KeyRow> = sqlx::query_as(concat!(
+                "UPDATE api_keys SET revoked_at = COALESCE($3, revoked_at), ",
+                "revoke_reason = COALESCE($4, revoke_reason), ",
+                "expires_at = COALESCE($5, expires_at) ",
+                "WHERE project_id = $1 AND id = $2 AND revoked_at IS NULL ",
+                "AND (expires_at IS NULL OR expires_at > $6) ",
+                "RETURNING id, project_id, name, kind, environment, scopes, expiration, ",
+                "secret_hash, secret_preview, created_at, expires_at, last_used_at, revoked_at, ",
+                "revoke_reason, rotated_from, rotated_to"
+            ))
+            .bind(project.as_str())
+            .bind(id.as_str())
+            .bind(revoked_at)
+            .bind(revoke_reason)
+            .bind(expires_at)
+            .bind(millis(now))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(updated) = updated else {
+                return Err(missing_or_conflict!(&mut *tx, project, id));
+            };
+            append_event!(&mut *tx, event);
+            tx.commit().await?;
+            updated
+        });
+        KeyRecord::try_from(row)
     }
 
     async fn get_key(
@@ -469,6 +670,110 @@ impl Store for SqlStore {
             None
         };
         Ok(Page { items, next })
+    }
+
+    async fn list_audit(
+        &self,
+        project: &ProjectId,
+        query: &AuditQuery,
+    ) -> Result<Page<AuditEvent, i64>, StoreError> {
+        let limit = i64::from(query.limit.max(1));
+        let rows: Vec<AuditRow> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT seq, id, project_id, at, actor_type, actor_id, action, target_type, \
+                 target_id, source_ip, details FROM audit_events \
+                 WHERE project_id = $1 AND ($2 IS NULL OR action = $2) AND ($3 IS NULL OR seq < $3) \
+                 ORDER BY seq DESC LIMIT $4",
+            )
+            .bind(project.as_str())
+            .bind(query.action.map(AuditAction::as_str))
+            .bind(query.before)
+            .bind(limit + 1)
+            .fetch_all(pool)
+            .await?
+        });
+        let more = rows.len() as i64 > limit;
+        let mut items = Vec::with_capacity(rows.len());
+        let mut last_seq = None;
+        for row in rows.into_iter().take(limit as usize) {
+            last_seq = Some(row.seq);
+            items.push(AuditEvent::try_from(row)?);
+        }
+        Ok(Page {
+            items,
+            next: if more { last_seq } else { None },
+        })
+    }
+
+    async fn add_usage(
+        &self,
+        counts: &[UsageCount],
+        last_used: &[(KeyId, DateTime<Utc>)],
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for count in counts {
+                sqlx::query(
+                    "INSERT INTO usage_counts (key_id, project_id, action, code, hour, count) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (key_id, action, code, hour) \
+                     DO UPDATE SET count = usage_counts.count + excluded.count",
+                )
+                .bind(count.key_id.as_str())
+                .bind(count.project_id.as_str())
+                .bind(count.action.unwrap_or(""))
+                .bind(count.code.as_str())
+                .bind(millis(count.hour))
+                .bind(i64::try_from(count.count).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+            }
+            for (key_id, at) in last_used {
+                sqlx::query(
+                    "UPDATE api_keys SET last_used_at = $1 \
+                     WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+                )
+                .bind(millis(*at))
+                .bind(key_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        project: &ProjectId,
+        key: &KeyId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let rows: Vec<UsageCountRow> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT hour, action, code, count FROM usage_counts \
+                 WHERE project_id = $1 AND key_id = $2 AND hour >= $3 AND hour < $4",
+            )
+            .bind(project.as_str())
+            .bind(key.as_str())
+            .bind(millis(from))
+            .bind(millis(to))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|row| {
+                Ok(UsageRow {
+                    hour: millis_to_time(row.hour),
+                    code: VerifyCode::parse(&row.code)
+                        .ok_or_else(|| corrupt("usage code", &row.code))?,
+                    action: (!row.action.is_empty()).then_some(row.action),
+                    count: u64::try_from(row.count)
+                        .map_err(|_| corrupt("usage count", &row.count.to_string()))?,
+                })
+            })
+            .collect()
     }
 
     async fn get_setting(&self, name: &str) -> Result<Option<String>, StoreError> {

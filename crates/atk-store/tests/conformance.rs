@@ -2,12 +2,15 @@
 //! PostgreSQL (`sqlite::…` and `postgres::…`).
 
 use atk_core::Catalog;
+use atk_core::audit::{Actor, AuditAction, AuditEvent};
+use atk_core::decision::VerifyCode;
 use atk_core::entitlement::{Entitlement, EntitlementStatus};
 use atk_core::ids::{DisplayName, KeyId, ProjectId};
 use atk_core::key::{Environment, Expiration, KeyKind, KeyRecord, KeyStatus};
+use atk_core::lifecycle::Ending;
 use atk_core::project::{Project, initial_entitlements};
 use atk_core::secret::{Pepper, PlaintextSecret};
-use atk_store::{KeyQuery, SqlStore, Store, StoreError};
+use atk_store::{AuditQuery, KeyQuery, Rotation, SqlStore, Store, StoreError, UsageCount};
 use chrono::{DateTime, TimeDelta, Utc};
 
 macro_rules! conformance {
@@ -46,10 +49,29 @@ conformance!(
     listing_filters_by_status_environment_kind_and_expiry,
     listing_pages_newest_first_without_gaps_or_repeats,
     a_setting_is_set_once,
+    a_rotation_links_both_keys_and_ends_the_old_one_no_later_than_its_expiry,
+    a_key_is_rotated_at_most_once_even_by_concurrent_rotations,
+    revoked_and_expired_keys_cannot_be_ended_or_rotated_again,
+    every_change_appends_exactly_one_audit_event,
+    audit_events_page_newest_first_and_filter_by_action,
+    audit_events_cannot_be_updated_or_deleted,
+    usage_counts_add_up_across_batches_and_move_last_used_forward,
 );
 
 fn t0() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(1_790_000_000_000).unwrap()
+}
+
+fn event(project: &ProjectId, action: AuditAction, at: DateTime<Utc>) -> AuditEvent {
+    AuditEvent::new(
+        at,
+        Actor::admin(),
+        action,
+        project,
+        ("key", "key_test"),
+        Some("127.0.0.1".into()),
+        serde_json::json!({"n": 1}),
+    )
 }
 
 fn pepper() -> Pepper {
@@ -64,7 +86,11 @@ async fn project(store: &SqlStore, id: &str) -> ProjectId {
         created_at: t0(),
     };
     store
-        .create_project(&project, &initial_entitlements(Catalog::get(), t0()))
+        .create_project(
+            &project,
+            &initial_entitlements(Catalog::get(), t0()),
+            &event(&project_id, AuditAction::ProjectCreate, t0()),
+        )
         .await
         .unwrap();
     project_id
@@ -90,6 +116,15 @@ fn key(project: &ProjectId, created_at: DateTime<Utc>) -> KeyRecord {
         rotated_from: None,
         rotated_to: None,
     }
+}
+
+async fn insert(store: &SqlStore, key: &KeyRecord) -> Result<(), StoreError> {
+    store
+        .insert_key(
+            key,
+            &event(&key.project_id, AuditAction::KeyCreate, key.created_at),
+        )
+        .await
 }
 
 fn query(now: DateTime<Utc>) -> KeyQuery {
@@ -138,7 +173,10 @@ async fn creating_a_project_twice_is_a_conflict(store: &SqlStore) {
         name: DisplayName::parse("Other").unwrap(),
         created_at: t0(),
     };
-    let error = store.create_project(&again, &[]).await.unwrap_err();
+    let error = store
+        .create_project(&again, &[], &event(&id, AuditAction::ProjectCreate, t0()))
+        .await
+        .unwrap_err();
     assert!(matches!(error, StoreError::Conflict), "{error:?}");
     // The failed create changed nothing.
     assert_eq!(
@@ -157,7 +195,14 @@ async fn an_entitlement_can_be_replaced_and_cleared(store: &SqlStore) {
         trial_ends_at: Some(ends),
         updated_at: t0() + TimeDelta::seconds(1),
     };
-    store.put_entitlement(&id, &trial).await.unwrap();
+    store
+        .put_entitlement(
+            &id,
+            &trial,
+            &event(&id, AuditAction::EntitlementUpdate, t0()),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         store.get_entitlement(&id, "marketing").await.unwrap(),
         Some(trial)
@@ -169,7 +214,14 @@ async fn an_entitlement_can_be_replaced_and_cleared(store: &SqlStore) {
         trial_ends_at: None,
         updated_at: t0() + TimeDelta::seconds(2),
     };
-    store.put_entitlement(&id, &enabled).await.unwrap();
+    store
+        .put_entitlement(
+            &id,
+            &enabled,
+            &event(&id, AuditAction::EntitlementUpdate, t0()),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         store.get_entitlement(&id, "marketing").await.unwrap(),
         Some(enabled)
@@ -186,7 +238,7 @@ async fn a_key_round_trips_every_field(store: &SqlStore) {
     record.revoke_reason = Some("leaked in a log — «ünïcode»".into());
     record.rotated_from = Some(KeyId::generate());
     record.rotated_to = Some(KeyId::generate());
-    store.insert_key(&record).await.unwrap();
+    insert(store, &record).await.unwrap();
     assert_eq!(
         store.get_key(&id, &record.id).await.unwrap(),
         Some(record.clone())
@@ -195,7 +247,7 @@ async fn a_key_round_trips_every_field(store: &SqlStore) {
     let mut never = key(&id, t0());
     never.expiration = Expiration::Never;
     never.expires_at = None;
-    store.insert_key(&never).await.unwrap();
+    insert(store, &never).await.unwrap();
     assert_eq!(store.get_key(&id, &never.id).await.unwrap(), Some(never));
 }
 
@@ -203,7 +255,7 @@ async fn a_key_is_found_by_its_hash_and_by_id_only_within_its_project(store: &Sq
     let mine = project(store, "mine").await;
     let theirs = project(store, "theirs").await;
     let record = key(&mine, t0());
-    store.insert_key(&record).await.unwrap();
+    insert(store, &record).await.unwrap();
 
     let found = store.find_key_by_hash(&record.secret_hash).await.unwrap();
     assert_eq!(found.as_ref().map(|k| &k.id), Some(&record.id));
@@ -225,17 +277,17 @@ async fn a_key_is_found_by_its_hash_and_by_id_only_within_its_project(store: &Sq
 async fn a_second_key_with_the_same_secret_hash_is_a_conflict(store: &SqlStore) {
     let id = project(store, "dupes").await;
     let first = key(&id, t0());
-    store.insert_key(&first).await.unwrap();
+    insert(store, &first).await.unwrap();
     let mut second = key(&id, t0());
     second.secret_hash = first.secret_hash;
     assert!(matches!(
-        store.insert_key(&second).await,
+        insert(store, &second).await,
         Err(StoreError::Conflict)
     ));
     let mut same_id = key(&id, t0());
     same_id.id = first.id.clone();
     assert!(matches!(
-        store.insert_key(&same_id).await,
+        insert(store, &same_id).await,
         Err(StoreError::Conflict)
     ));
 }
@@ -257,7 +309,7 @@ async fn listing_filters_by_status_environment_kind_and_expiry(store: &SqlStore)
     let mut expires_exactly_now = key(&id, t0() + TimeDelta::seconds(4));
     expires_exactly_now.expires_at = Some(now);
     for record in [&active, &revoked, &expired, &expiring, &expires_exactly_now] {
-        store.insert_key(record).await.unwrap();
+        insert(store, record).await.unwrap();
     }
 
     let ids = |page: atk_store::Page<KeyRecord, atk_store::KeyCursor>| {
@@ -319,7 +371,7 @@ async fn listing_pages_newest_first_without_gaps_or_repeats(store: &SqlStore) {
     for i in 0..7 {
         // Pairs share a creation time, so the id must break ties.
         let record = key(&id, t0() + TimeDelta::seconds(i / 2));
-        store.insert_key(&record).await.unwrap();
+        insert(store, &record).await.unwrap();
         inserted.push(record);
     }
     let mut seen = Vec::new();
@@ -365,5 +417,398 @@ async fn a_setting_is_set_once(store: &SqlStore) {
             .unwrap()
             .as_deref(),
         Some("a")
+    );
+}
+
+fn rotation<'a>(
+    project: &'a ProjectId,
+    old: &'a KeyRecord,
+    new_key: &'a KeyRecord,
+    event: &'a AuditEvent,
+    now: DateTime<Utc>,
+    old_ends_at: DateTime<Utc>,
+) -> Rotation<'a> {
+    Rotation {
+        project,
+        old_id: &old.id,
+        now,
+        old_ends_at,
+        new_key,
+        event,
+    }
+}
+
+fn successor(old: &KeyRecord, now: DateTime<Utc>) -> KeyRecord {
+    let mut new_key = key(&old.project_id, now);
+    new_key.rotated_from = Some(old.id.clone());
+    new_key
+}
+
+async fn a_rotation_links_both_keys_and_ends_the_old_one_no_later_than_its_expiry(
+    store: &SqlStore,
+) {
+    let id = project(store, "rotations").await;
+    let old = key(&id, t0());
+    insert(store, &old).await.unwrap();
+    let now = t0() + TimeDelta::days(1);
+    let new_key = successor(&old, now);
+    let rotated = event(&id, AuditAction::KeyRotate, now);
+    let grace_end = now + TimeDelta::hours(1);
+    let updated = store
+        .rotate_key(rotation(&id, &old, &new_key, &rotated, now, grace_end))
+        .await
+        .unwrap();
+    assert_eq!(updated.rotated_to, Some(new_key.id.clone()));
+    assert_eq!(updated.expires_at, Some(grace_end));
+    let stored_new = store.get_key(&id, &new_key.id).await.unwrap().unwrap();
+    assert_eq!(stored_new.rotated_from, Some(old.id.clone()));
+
+    // A grace past the key's own expiry is cut to that expiry.
+    let mut short = key(&id, t0());
+    short.expires_at = Some(now + TimeDelta::minutes(5));
+    insert(store, &short).await.unwrap();
+    let short_next = successor(&short, now);
+    let updated = store
+        .rotate_key(rotation(
+            &id,
+            &short,
+            &short_next,
+            &event(&id, AuditAction::KeyRotate, now),
+            now,
+            now + TimeDelta::days(7),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(updated.expires_at, Some(now + TimeDelta::minutes(5)));
+}
+
+async fn a_key_is_rotated_at_most_once_even_by_concurrent_rotations(store: &SqlStore) {
+    let id = project(store, "racing").await;
+    let old = key(&id, t0());
+    insert(store, &old).await.unwrap();
+    let now = t0() + TimeDelta::seconds(1);
+    let first = successor(&old, now);
+    let second = successor(&old, now);
+    let first_event = event(&id, AuditAction::KeyRotate, now);
+    let second_event = event(&id, AuditAction::KeyRotate, now);
+    let (a, b) = tokio::join!(
+        store.rotate_key(rotation(&id, &old, &first, &first_event, now, now)),
+        store.rotate_key(rotation(&id, &old, &second, &second_event, now, now)),
+    );
+    let outcomes = [a.is_ok(), b.is_ok()];
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{a:?} {b:?}");
+    let failed = if a.is_ok() { b } else { a };
+    assert!(matches!(failed, Err(StoreError::Conflict)), "{failed:?}");
+    let keys = store.list_keys(&id, &query(now)).await.unwrap().items;
+    assert_eq!(keys.len(), 2, "exactly one successor was inserted");
+    let rotations = store
+        .list_audit(
+            &id,
+            &AuditQuery {
+                action: Some(AuditAction::KeyRotate),
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotations.items.len(), 1, "exactly one rotation event");
+}
+
+async fn revoked_and_expired_keys_cannot_be_ended_or_rotated_again(store: &SqlStore) {
+    let id = project(store, "endings").await;
+    let now = t0() + TimeDelta::hours(1);
+    let revoked = key(&id, t0());
+    let expired = key(&id, t0());
+    insert(store, &revoked).await.unwrap();
+    insert(store, &expired).await.unwrap();
+    let revoke = Ending::Revoke {
+        reason: Some("leaked".into()),
+    };
+    let done = store
+        .end_key(
+            &id,
+            &revoked.id,
+            now,
+            &revoke,
+            &event(&id, AuditAction::KeyRevoke, now),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.revoked_at, Some(now));
+    assert_eq!(done.revoke_reason.as_deref(), Some("leaked"));
+    assert_eq!(done.status_at(now), KeyStatus::Revoked);
+    let done = store
+        .end_key(
+            &id,
+            &expired.id,
+            now,
+            &Ending::Expire,
+            &event(&id, AuditAction::KeyExpire, now),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.expires_at, Some(now));
+    assert_eq!(done.status_at(now), KeyStatus::Expired);
+
+    let later = now + TimeDelta::seconds(1);
+    for ended in [&revoked, &expired] {
+        for ending in [&revoke, &Ending::Expire] {
+            let again = store
+                .end_key(
+                    &id,
+                    &ended.id,
+                    later,
+                    ending,
+                    &event(&id, AuditAction::KeyRevoke, later),
+                )
+                .await;
+            assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
+        }
+        let next = successor(ended, later);
+        let rotated = store
+            .rotate_key(rotation(
+                &id,
+                ended,
+                &next,
+                &event(&id, AuditAction::KeyRotate, later),
+                later,
+                later,
+            ))
+            .await;
+        assert!(matches!(rotated, Err(StoreError::Conflict)), "{rotated:?}");
+    }
+    let ghost = KeyId::generate();
+    let missing = store
+        .end_key(
+            &id,
+            &ghost,
+            later,
+            &Ending::Expire,
+            &event(&id, AuditAction::KeyExpire, later),
+        )
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+    // Another project's key is "not found", not "conflict".
+    let other = project(store, "endings_other").await;
+    let theirs = store
+        .end_key(
+            &other,
+            &revoked.id,
+            later,
+            &Ending::Expire,
+            &event(&other, AuditAction::KeyExpire, later),
+        )
+        .await;
+    assert!(matches!(theirs, Err(StoreError::NotFound)), "{theirs:?}");
+}
+
+async fn every_change_appends_exactly_one_audit_event(store: &SqlStore) {
+    let id = project(store, "audited").await;
+    let record = key(&id, t0());
+    insert(store, &record).await.unwrap();
+    let entitlement = Entitlement {
+        product: "qr".into(),
+        status: EntitlementStatus::Disabled,
+        trial_ends_at: None,
+        updated_at: t0(),
+    };
+    store
+        .put_entitlement(
+            &id,
+            &entitlement,
+            &event(&id, AuditAction::EntitlementUpdate, t0()),
+        )
+        .await
+        .unwrap();
+    let now = t0() + TimeDelta::seconds(5);
+    store
+        .end_key(
+            &id,
+            &record.id,
+            now,
+            &Ending::Expire,
+            &event(&id, AuditAction::KeyExpire, now),
+        )
+        .await
+        .unwrap();
+    let all = store
+        .list_audit(
+            &id,
+            &AuditQuery {
+                action: None,
+                limit: 100,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    let actions: Vec<AuditAction> = all.items.iter().map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        [
+            AuditAction::KeyExpire,
+            AuditAction::EntitlementUpdate,
+            AuditAction::KeyCreate,
+            AuditAction::ProjectCreate
+        ]
+    );
+    let first = &all.items[0];
+    assert_eq!(first.actor, Actor::admin());
+    assert_eq!(first.source_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(first.details, serde_json::json!({"n": 1}));
+    assert_eq!(first.at, now);
+
+    // A failed change appends nothing.
+    let failed = store
+        .end_key(
+            &id,
+            &record.id,
+            now,
+            &Ending::Expire,
+            &event(&id, AuditAction::KeyExpire, now),
+        )
+        .await;
+    assert!(failed.is_err());
+    let after = store
+        .list_audit(
+            &id,
+            &AuditQuery {
+                action: None,
+                limit: 100,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.items.len(), 4);
+}
+
+async fn audit_events_page_newest_first_and_filter_by_action(store: &SqlStore) {
+    let id = project(store, "audit_pages").await;
+    for i in 0..5 {
+        insert(store, &key(&id, t0() + TimeDelta::seconds(i)))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .list_audit(
+                &id,
+                &AuditQuery {
+                    action: Some(AuditAction::KeyCreate),
+                    limit: 2,
+                    before,
+                },
+            )
+            .await
+            .unwrap();
+        seen.extend(page.items.into_iter().map(|e| e.at));
+        match page.next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<_> = (0..5).rev().map(|i| t0() + TimeDelta::seconds(i)).collect();
+    assert_eq!(seen, expected);
+}
+
+async fn audit_events_cannot_be_updated_or_deleted(store: &SqlStore) {
+    let id = project(store, "append_only").await;
+    let update = store
+        .execute_raw_for_test("UPDATE audit_events SET actor_id = 'someone else'")
+        .await;
+    assert!(update.is_err(), "UPDATE was allowed");
+    let delete = store.execute_raw_for_test("DELETE FROM audit_events").await;
+    assert!(delete.is_err(), "DELETE was allowed");
+    let events = store
+        .list_audit(
+            &id,
+            &AuditQuery {
+                action: None,
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.items.len(), 1);
+    assert_eq!(events.items[0].actor, Actor::admin());
+}
+
+async fn usage_counts_add_up_across_batches_and_move_last_used_forward(store: &SqlStore) {
+    let id = project(store, "usage").await;
+    let record = key(&id, t0());
+    insert(store, &record).await.unwrap();
+    let hour = t0();
+    let count = |action, code, n| UsageCount {
+        key_id: record.id.clone(),
+        project_id: id.clone(),
+        action,
+        code,
+        hour,
+        count: n,
+    };
+    let later = t0() + TimeDelta::minutes(30);
+    store
+        .add_usage(
+            &[
+                count(Some("qr.scan.read"), VerifyCode::Ok, 3),
+                count(None, VerifyCode::Ok, 1),
+            ],
+            &[(record.id.clone(), later)],
+        )
+        .await
+        .unwrap();
+    store
+        .add_usage(
+            &[
+                count(Some("qr.scan.read"), VerifyCode::Ok, 4),
+                count(Some("notification.send"), VerifyCode::ScopeMissing, 2),
+            ],
+            &[(record.id.clone(), t0())],
+        )
+        .await
+        .unwrap();
+    let mut rows = store
+        .usage(&id, &record.id, t0(), t0() + TimeDelta::hours(1))
+        .await
+        .unwrap();
+    rows.sort_by_key(|row| (row.action.clone(), row.code.as_str()));
+    let summary: Vec<(Option<String>, VerifyCode, u64)> = rows
+        .into_iter()
+        .map(|row| (row.action, row.code, row.count))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (None, VerifyCode::Ok, 1),
+            (
+                Some("notification.send".into()),
+                VerifyCode::ScopeMissing,
+                2
+            ),
+            (Some("qr.scan.read".into()), VerifyCode::Ok, 7),
+        ]
+    );
+    let stored = store.get_key(&id, &record.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.last_used_at,
+        Some(later),
+        "last_used_at never moves back"
+    );
+    assert!(
+        store
+            .usage(
+                &id,
+                &record.id,
+                t0() + TimeDelta::hours(1),
+                t0() + TimeDelta::hours(2)
+            )
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

@@ -4,9 +4,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use atk_core::audit::AuditAction;
 use atk_core::key::{Environment, Expiration, KeyKind, KeyStatus};
+use atk_core::lifecycle::Grace;
 use atk_core::policy::Confirmation;
+use atk_core::usage::Granularity;
 use atk_server::Config;
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -78,6 +82,18 @@ pub enum Command {
     /// Manage keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read the project's audit log, newest first.
+    Audit {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// Only events of this action.
+        #[arg(long, value_enum)]
+        action: Option<AuditActionArg>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
     /// Verify a key, optionally for an action. Exit status 0 when allowed, 1 when not.
     Verify {
         /// The secret (`atk_live_…` or `atk_test_…`).
@@ -151,6 +167,45 @@ pub enum KeysCommand {
         project: ProjectArg,
         key_id: String,
     },
+    /// Rotate a key: a new secret (printed once); the old key ends after the grace.
+    Rotate {
+        #[command(flatten)]
+        project: ProjectArg,
+        key_id: String,
+        #[arg(long, value_enum)]
+        grace: GraceArg,
+        /// Must include secret_shown_once.
+        #[arg(long = "confirm", value_enum)]
+        confirmations: Vec<ConfirmationArg>,
+    },
+    /// Revoke a key now, for good.
+    Revoke {
+        #[command(flatten)]
+        project: ProjectArg,
+        key_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// End a key now (status expired).
+    Expire {
+        #[command(flatten)]
+        project: ProjectArg,
+        key_id: String,
+    },
+    /// Verification counts of a key: totals by code and action, and a series.
+    Usage {
+        #[command(flatten)]
+        project: ProjectArg,
+        key_id: String,
+        /// RFC 3339 start (default: 24 hours or 30 days before --to).
+        #[arg(long)]
+        from: Option<DateTime<Utc>>,
+        /// RFC 3339 end (default: now).
+        #[arg(long)]
+        to: Option<DateTime<Utc>>,
+        #[arg(long, value_enum)]
+        granularity: Option<GranularityArg>,
+    },
 }
 
 /// Clap's view of a domain enum: same names, kebab-free, so `--kind
@@ -199,6 +254,27 @@ value_enum!(ConfirmationArg => Confirmation {
     EntitlementsMayBlock = "entitlements_may_block",
 });
 
+value_enum!(GraceArg => Grace {
+    None = "none",
+    Hour1 = "1_hour",
+    Hours24 = "24_hours",
+    Days7 = "7_days",
+});
+value_enum!(GranularityArg => Granularity {
+    Hour = "hour",
+    Day = "day",
+});
+value_enum!(AuditActionArg => AuditAction {
+    ProjectCreate = "project.create",
+    EntitlementUpdate = "entitlement.update",
+    KeyCreate = "key.create",
+    KeyRotate = "key.rotate",
+    KeyRevoke = "key.revoke",
+    KeyExpire = "key.expire",
+    ConsoleSignIn = "console.sign_in",
+    ConsoleSignInFailed = "console.sign_in_failed",
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +298,14 @@ mod tests {
                 .get_name()
                 .to_owned();
             assert_eq!(Confirmation::from(*confirmation).as_str(), name);
+        }
+        for grace in GraceArg::value_variants() {
+            let name = grace.to_possible_value().unwrap().get_name().to_owned();
+            assert_eq!(Grace::from(*grace).as_str(), name);
+        }
+        for action in AuditActionArg::value_variants() {
+            let name = action.to_possible_value().unwrap().get_name().to_owned();
+            assert_eq!(AuditAction::from(*action).as_str(), name);
         }
         for expiration in ExpirationArg::value_variants() {
             let name = expiration

@@ -2,19 +2,21 @@
 //! talk to the store directly through the same library calls the API uses.
 
 mod cli;
+mod output;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use atk_core::SystemClock;
-use atk_core::key::PreviewRow;
+use atk_core::ids::ProjectId;
 use atk_core::policy::KeyRequest;
-use atk_server::service::{KeyFilter, ServiceError};
+use atk_server::service::{KeyFilter, Origin, ServiceError};
 use atk_server::startup::{Application, Services, StartupError};
 use clap::Parser;
 use serde_json::json;
 
 use cli::{Cli, Command, KeysCommand, ProjectsCommand};
+use output::{Output, describe_key};
 
 /// Exit status for input the service refused (bad id, policy, confirmation).
 const EXIT_BAD_INPUT: u8 = 2;
@@ -69,28 +71,55 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let config = cli.config.to_config();
-    let json = cli.json;
+    let out = Output { json: cli.json };
     if let Command::Serve = cli.command {
         return serve(&config).await;
     }
     let services = Services::open(&config, Arc::new(SystemClock)).await?;
-    let outcome = match cli.command {
-        Command::Serve => unreachable!("handled above"),
+    let outcome = command(&services, cli.command, out).await;
+    // Saves the usage a `verify` counted before the process exits.
+    services.shutdown().await;
+    outcome
+}
+
+async fn command(services: &Services, command: Command, out: Output) -> Result<ExitCode, CliError> {
+    let origin = Origin::cli();
+    match command {
+        Command::Serve => unreachable!("handled by run"),
         Command::Migrate => {
             // `Services::open` has applied the migrations.
-            print(json, &json!({"migrated": true}), || {
-                "migrations applied".into()
-            });
-            Ok(ExitCode::SUCCESS)
+            out.print(&json!({"migrated": true}), || "migrations applied".into());
         }
         Command::Projects(ProjectsCommand::Create { project_id, name }) => {
-            let project = services.service.create_project(&project_id, &name).await?;
-            print(json, &project, || {
+            let project = services
+                .service
+                .create_project(&project_id, &name, &origin)
+                .await?;
+            out.print(&project, || {
                 format!("created project {}", project.project_id)
             });
-            Ok(ExitCode::SUCCESS)
         }
-        Command::Keys(command) => keys(&services, command, json).await,
+        Command::Keys(command) => keys(services, command, out, &origin).await?,
+        Command::Audit {
+            project,
+            action,
+            limit,
+            cursor,
+        } => {
+            let page = services
+                .service
+                .list_audit(
+                    &project_id(&project.project)?,
+                    action.map(Into::into),
+                    limit,
+                    cursor.as_deref(),
+                )
+                .await?;
+            out.print(
+                &json!({"items": page.items, "next_cursor": page.next_cursor}),
+                || output::audit_lines(&page.items, page.next_cursor.as_deref()),
+            );
+        }
         Command::Verify { key, action } => {
             let verification = services
                 .verifier
@@ -106,7 +135,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 "entitlement": decision.entitlement,
                 "missing_scopes": decision.missing_scopes,
             });
-            print(json, &body, || {
+            out.print(&body, || {
                 let mut line = format!(
                     "{} (valid: {}, allowed: {})",
                     decision.code.as_str(),
@@ -121,15 +150,14 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 }
                 line
             });
-            Ok(if decision.allowed {
+            return Ok(if decision.allowed {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
-            })
+            });
         }
-    };
-    services.store.close().await;
-    outcome
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(config: &atk_server::Config) -> Result<ExitCode, CliError> {
@@ -154,10 +182,17 @@ async fn serve(config: &atk_server::Config) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn keys(services: &Services, command: KeysCommand, json: bool) -> Result<ExitCode, CliError> {
-    let project_id = |raw: &str| {
-        atk_core::ids::ProjectId::parse(raw).map_err(|error| CliError::Service(error.into()))
-    };
+fn project_id(raw: &str) -> Result<ProjectId, CliError> {
+    ProjectId::parse(raw).map_err(|error| CliError::Service(error.into()))
+}
+
+async fn keys(
+    services: &Services,
+    command: KeysCommand,
+    out: Output,
+    origin: &Origin,
+) -> Result<(), CliError> {
+    let service = &services.service;
     match command {
         KeysCommand::Create {
             project,
@@ -175,21 +210,16 @@ async fn keys(services: &Services, command: KeysCommand, json: bool) -> Result<E
                 expiration: expiration.map(Into::into),
                 confirmations: confirmations.into_iter().map(Into::into).collect(),
             };
-            let created = services
-                .service
-                .create_key(&project_id(&project.project)?, &name, &request)
+            let created = service
+                .create_key(&project_id(&project.project)?, &name, &request, origin)
                 .await?;
             let body = json!({
                 "secret": created.secret.expose(),
                 "key": created.key,
                 "blocked_scopes": created.blocked_scopes,
             });
-            print(json, &body, || {
-                let mut text = format!(
-                    "Secret (shown once, store it securely):\n\n    {}\n\n{}",
-                    created.secret.expose(),
-                    describe(&created.key)
-                );
+            out.print(&body, || {
+                let mut text = output::secret_once(created.secret.expose(), &created.key);
                 if !created.blocked_scopes.is_empty() {
                     text.push_str(&format!(
                         "\nblocked by entitlements today: {}",
@@ -216,73 +246,92 @@ async fn keys(services: &Services, command: KeysCommand, json: bool) -> Result<E
                 limit,
                 cursor,
             };
-            let page = services
-                .service
+            let page = service
                 .list_keys(&project_id(&project.project)?, &filter)
                 .await?;
-            let body = json!({"items": page.items, "next_cursor": page.next_cursor});
-            print(json, &body, || {
-                let mut lines: Vec<String> = page
-                    .items
-                    .iter()
-                    .map(|key| {
-                        format!(
-                            "{}  {:<8} {:<15} {:<11} {}  {}",
-                            key.id,
-                            key.status.as_str(),
-                            key.kind.as_str(),
-                            key.environment.as_str(),
-                            key.secret_preview,
-                            key.name
-                        )
-                    })
-                    .collect();
-                if lines.is_empty() {
-                    lines.push("no keys".into());
-                }
-                if let Some(cursor) = &page.next_cursor {
-                    lines.push(format!("more: --cursor {cursor}"));
-                }
-                lines.join("\n")
-            });
+            out.print(
+                &json!({"items": page.items, "next_cursor": page.next_cursor}),
+                || output::key_lines(&page.items, page.next_cursor.as_deref()),
+            );
         }
         KeysCommand::Show { project, key_id } => {
-            let key = services
-                .service
+            let key = service
                 .get_key(&project_id(&project.project)?, &key_id)
                 .await?;
-            print(json, &key, || describe(&key));
+            out.print(&key, || describe_key(&key));
+        }
+        KeysCommand::Rotate {
+            project,
+            key_id,
+            grace,
+            confirmations,
+        } => {
+            let confirmations: Vec<_> = confirmations.into_iter().map(Into::into).collect();
+            let rotated = service
+                .rotate_key(
+                    &project_id(&project.project)?,
+                    &key_id,
+                    grace.into(),
+                    &confirmations,
+                    origin,
+                )
+                .await?;
+            let body = json!({
+                "secret": rotated.secret.expose(),
+                "key": rotated.key,
+                "previous": rotated.previous,
+            });
+            out.print(&body, || {
+                let ends = rotated
+                    .previous
+                    .expires_at
+                    .map_or("-".to_owned(), |at| at.to_rfc3339());
+                format!(
+                    "{}\n\nprevious key {} ends at {ends}",
+                    output::secret_once(rotated.secret.expose(), &rotated.key),
+                    rotated.previous.id
+                )
+            });
+        }
+        KeysCommand::Revoke {
+            project,
+            key_id,
+            reason,
+        } => {
+            let key = service
+                .revoke_key(
+                    &project_id(&project.project)?,
+                    &key_id,
+                    reason.as_deref(),
+                    origin,
+                )
+                .await?;
+            out.print(&key, || describe_key(&key));
+        }
+        KeysCommand::Expire { project, key_id } => {
+            let key = service
+                .expire_key(&project_id(&project.project)?, &key_id, origin)
+                .await?;
+            out.print(&key, || describe_key(&key));
+        }
+        KeysCommand::Usage {
+            project,
+            key_id,
+            from,
+            to,
+            granularity,
+        } => {
+            let report = service
+                .key_usage(
+                    &project_id(&project.project)?,
+                    &key_id,
+                    from,
+                    to,
+                    granularity.map(Into::into),
+                )
+                .await?;
+            out.print(&report, || output::usage_text(&report));
         }
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn describe(key: &PreviewRow) -> String {
-    let time =
-        |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or("-".to_owned(), |t| t.to_rfc3339());
-    [
-        format!("id:             {}", key.id),
-        format!("name:           {}", key.name),
-        format!("project:        {}", key.project_id),
-        format!("kind:           {}", key.kind.as_str()),
-        format!("environment:    {}", key.environment.as_str()),
-        format!("status:         {}", key.status.as_str()),
-        format!("secret preview: {}", key.secret_preview),
-        format!("scopes:         {}", key.scopes.join(", ")),
-        format!("created:        {}", key.created_at.to_rfc3339()),
-        format!("expires:        {}", time(key.expires_at)),
-        format!("last used:      {}", time(key.last_used_at)),
-    ]
-    .join("\n")
-}
-
-fn print(json: bool, value: &impl serde::Serialize, text: impl FnOnce() -> String) {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).expect("output serializes")
-        );
-    } else {
-        println!("{}", text());
-    }
+    Ok(())
 }

@@ -1,10 +1,11 @@
 //! Extractors that answer bad input in the SPEC error shape: axum's own
 //! extractors, with their rejections mapped onto [`ApiError`].
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -12,6 +13,10 @@ use super::error::ApiError;
 /// A JSON body (`Content-Type: application/json`, at most
 /// [`super::BODY_LIMIT`] bytes) whose fields must all be known.
 pub struct ApiJson<T>(pub T);
+
+/// A JSON body that may be left out entirely (an empty body means
+/// `T::default()`), for actions whose fields are all optional.
+pub struct OptionalJson<T>(pub T);
 
 /// A query string.
 pub struct ApiQuery<T>(pub T);
@@ -77,5 +82,41 @@ where
             .await
             .map(|Path(value)| Self(value))
             .map_err(|rejection: PathRejection| ApiError::invalid(rejection.body_text()))
+    }
+}
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/json"));
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::invalid(rejection.body_text())
+                }
+            })?;
+        if bytes.is_empty() {
+            return Ok(Self(T::default()));
+        }
+        if !is_json {
+            return Err(ApiError::invalid(
+                "the body must be JSON with Content-Type: application/json",
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Self)
+            .map_err(|error| ApiError::invalid(format!("the body is not valid: {error}")))
     }
 }

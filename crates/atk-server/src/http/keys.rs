@@ -1,9 +1,12 @@
 use atk_core::key::{Environment, Expiration, KeyKind, KeyStatus, PreviewRow};
+use atk_core::lifecycle::Grace;
 use atk_core::policy::{Confirmation, KeyRequest};
+use atk_core::usage::{Granularity, UsageReport};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -12,13 +15,27 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::service::KeyFilter;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_key, list_keys))
         .routes(routes!(get_key))
+        .routes(routes!(rotate_key))
+        .routes(routes!(revoke_key))
+        .routes(routes!(expire_key))
+        .routes(routes!(key_usage))
+}
+
+/// The secret-bearing responses: never stored by any cache on the way.
+fn created_with_secret(body: impl Serialize) -> Response {
+    (
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(body),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -101,19 +118,13 @@ async fn create_key(
     };
     let created = state
         .service
-        .create_key(&project_id, &body.name, &request)
+        .create_key(&project_id, &body.name, &request, &caller.origin())
         .await?;
-    let body = CreatedKeyBody {
+    Ok(created_with_secret(CreatedKeyBody {
         secret: created.secret.expose().to_owned(),
         key: created.key,
         blocked_scopes: created.blocked_scopes,
-    };
-    Ok((
-        StatusCode::CREATED,
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(body),
-    )
-        .into_response())
+    }))
 }
 
 /// Lists preview rows, newest first.
@@ -170,4 +181,196 @@ async fn get_key(
 ) -> Result<Json<PreviewRow>, ApiError> {
     let project_id = caller.project(&project_id)?;
     Ok(Json(state.service.get_key(&project_id, &key_id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// How long the old key keeps working: `none`, `1_hour`, `24_hours`, `7_days`.
+    grace: Grace,
+    /// Must include `secret_shown_once`.
+    confirmations: Vec<Confirmation>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedKeyBody {
+    /// The new key's secret. This response is the only time it is shown.
+    secret: String,
+    /// The new key.
+    key: PreviewRow,
+    /// The old key, now linked by `rotated_to` and ending after the grace.
+    previous: PreviewRow,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeKey {
+    /// Why; kept with the key and in the audit log (up to 500 characters).
+    reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpireKey {}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// RFC 3339; default: 24 hours (hour) or 30 days (day) before `to`.
+    from: Option<DateTime<Utc>>,
+    /// RFC 3339; default: now.
+    to: Option<DateTime<Utc>>,
+    /// `hour` (default) or `day`.
+    granularity: Option<Granularity>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyUsage {
+    key_id: String,
+    #[serde(flatten)]
+    report: UsageReport,
+}
+
+/// Rotates a key: a new secret (shown once) for the same name, kind,
+/// environment, scopes and expiration choice; the old key ends after the
+/// grace period.
+#[utoipa::path(post, path = "/v1/projects/{project_id}/keys/{key_id}/rotate", tag = "keys",
+    security(("bearer" = [])),
+    params(
+        ("project_id" = String, Path, description = "Project id"),
+        ("key_id" = String, Path, description = "Key id (`key_…`)"),
+    ),
+    request_body = RotateKey,
+    responses(
+        (status = 201, description = "Rotated; the new secret is in this response only", body = RotatedKeyBody),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "The credential may not manage keys", body = ErrorBody),
+        (status = 404, description = "No such key in this project", body = ErrorBody),
+        (status = 409, description = "The key was already rotated, revoked or expired", body = ErrorBody),
+        (status = 422, description = "confirmation_required", body = ErrorBody),
+    ))]
+async fn rotate_key(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath((project_id, key_id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<RotateKey>,
+) -> Result<Response, ApiError> {
+    let project_id = caller.project(&project_id)?;
+    let rotated = state
+        .service
+        .rotate_key(
+            &project_id,
+            &key_id,
+            body.grace,
+            &body.confirmations,
+            &caller.origin(),
+        )
+        .await?;
+    Ok(created_with_secret(RotatedKeyBody {
+        secret: rotated.secret.expose().to_owned(),
+        key: rotated.key,
+        previous: rotated.previous,
+    }))
+}
+
+/// Revokes a key now, for good. The body is optional.
+#[utoipa::path(post, path = "/v1/projects/{project_id}/keys/{key_id}/revoke", tag = "keys",
+    security(("bearer" = [])),
+    params(
+        ("project_id" = String, Path, description = "Project id"),
+        ("key_id" = String, Path, description = "Key id (`key_…`)"),
+    ),
+    request_body(content = RevokeKey, description = "Optional"),
+    responses(
+        (status = 200, description = "The revoked key", body = PreviewRow),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "The credential may not manage keys", body = ErrorBody),
+        (status = 404, description = "No such key in this project", body = ErrorBody),
+        (status = 409, description = "The key had already ended", body = ErrorBody),
+    ))]
+async fn revoke_key(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath((project_id, key_id)): ApiPath<(String, String)>,
+    OptionalJson(body): OptionalJson<RevokeKey>,
+) -> Result<Json<PreviewRow>, ApiError> {
+    let project_id = caller.project(&project_id)?;
+    let key = state
+        .service
+        .revoke_key(
+            &project_id,
+            &key_id,
+            body.reason.as_deref(),
+            &caller.origin(),
+        )
+        .await?;
+    Ok(Json(key))
+}
+
+/// Ends a key now (status `expired`). No body.
+#[utoipa::path(post, path = "/v1/projects/{project_id}/keys/{key_id}/expire", tag = "keys",
+    security(("bearer" = [])),
+    params(
+        ("project_id" = String, Path, description = "Project id"),
+        ("key_id" = String, Path, description = "Key id (`key_…`)"),
+    ),
+    responses(
+        (status = 200, description = "The expired key", body = PreviewRow),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "The credential may not manage keys", body = ErrorBody),
+        (status = 404, description = "No such key in this project", body = ErrorBody),
+        (status = 409, description = "The key had already ended", body = ErrorBody),
+    ))]
+async fn expire_key(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath((project_id, key_id)): ApiPath<(String, String)>,
+    OptionalJson(ExpireKey {}): OptionalJson<ExpireKey>,
+) -> Result<Json<PreviewRow>, ApiError> {
+    let project_id = caller.project(&project_id)?;
+    let key = state
+        .service
+        .expire_key(&project_id, &key_id, &caller.origin())
+        .await?;
+    Ok(Json(key))
+}
+
+/// Verification counts of one key: totals by code and by action, and a
+/// series by hour or day.
+#[utoipa::path(get, path = "/v1/projects/{project_id}/keys/{key_id}/usage", tag = "keys",
+    security(("bearer" = [])),
+    params(
+        ("project_id" = String, Path, description = "Project id"),
+        ("key_id" = String, Path, description = "Key id (`key_…`)"),
+        UsageQuery,
+    ),
+    responses(
+        (status = 200, description = "Usage of the key", body = KeyUsage),
+        (status = 400, description = "Invalid window or granularity", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "The credential may not manage keys", body = ErrorBody),
+        (status = 404, description = "No such key in this project", body = ErrorBody),
+    ))]
+async fn key_usage(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath((project_id, key_id)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<UsageQuery>,
+) -> Result<Json<KeyUsage>, ApiError> {
+    let project_id = caller.project(&project_id)?;
+    let report = state
+        .service
+        .key_usage(
+            &project_id,
+            &key_id,
+            query.from,
+            query.to,
+            query.granularity,
+        )
+        .await?;
+    Ok(Json(KeyUsage { key_id, report }))
 }

@@ -3,6 +3,7 @@
 //! wraps them in the shared middleware (request id, tracing, body limit,
 //! panic guard, `Cache-Control`).
 
+mod audit;
 pub mod auth;
 mod catalog;
 pub mod error;
@@ -53,6 +54,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(catalog::router())
         .merge(projects::router())
         .merge(keys::router())
+        .merge(audit::router())
         .merge(verify::router())
         .merge(openapi::router())
 }

@@ -27,7 +27,8 @@ use super::AppState;
         (name = "health", description = "Liveness and readiness"),
         (name = "catalog", description = "Products, actions, kinds, expirations, confirmations"),
         (name = "projects", description = "Projects and their Commerce entitlements"),
-        (name = "keys", description = "Creating and listing keys"),
+        (name = "keys", description = "Keys: create, list, rotate, revoke, expire, usage"),
+        (name = "audit", description = "The append-only audit log"),
         (name = "verify", description = "Verifying a key for a product action"),
         (name = "meta", description = "This document"),
     )

@@ -68,7 +68,7 @@ async fn create_project(
     caller.require_admin()?;
     let project = state
         .service
-        .create_project(&body.project_id, &body.name)
+        .create_project(&body.project_id, &body.name, &caller.origin())
         .await?;
     Ok((StatusCode::CREATED, Json(project)))
 }
@@ -141,7 +141,13 @@ async fn put_entitlement(
     caller.require_admin()?;
     let entitlement = state
         .service
-        .put_entitlement(&project_id, &product, body.status, body.trial_ends_at)
+        .put_entitlement(
+            &project_id,
+            &product,
+            body.status,
+            body.trial_ends_at,
+            &caller.origin(),
+        )
         .await?;
     Ok(Json(entitlement))
 }

@@ -17,6 +17,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/projects/{project_id}/keys"),
     ("get", "/v1/projects/{project_id}/keys"),
     ("get", "/v1/projects/{project_id}/keys/{key_id}"),
+    ("post", "/v1/projects/{project_id}/keys/{key_id}/rotate"),
+    ("post", "/v1/projects/{project_id}/keys/{key_id}/revoke"),
+    ("post", "/v1/projects/{project_id}/keys/{key_id}/expire"),
+    ("get", "/v1/projects/{project_id}/keys/{key_id}/usage"),
+    ("get", "/v1/projects/{project_id}/audit"),
     ("post", "/v1/keys/verify"),
 ];
 

@@ -1,0 +1,68 @@
+use atk_core::audit::{AuditAction, AuditEvent};
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiPath, ApiQuery};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_audit))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditListQuery {
+    /// Only events of this action, for example `key.revoke`.
+    action: Option<AuditAction>,
+    /// 1–200, default 50.
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditList {
+    items: Vec<AuditEvent>,
+    /// Pass as `cursor` for older events; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The project's audit log, newest first. Append-only: no API changes or
+/// deletes events.
+#[utoipa::path(get, path = "/v1/projects/{project_id}/audit", tag = "audit",
+    security(("bearer" = [])),
+    params(("project_id" = String, Path, description = "Project id"), AuditListQuery),
+    responses(
+        (status = 200, description = "A page of events", body = AuditList),
+        (status = 400, description = "Invalid filter or cursor", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "The credential may not read the audit log", body = ErrorBody),
+        (status = 404, description = "No such project (or not yours)", body = ErrorBody),
+    ))]
+async fn list_audit(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(project_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<AuditListQuery>,
+) -> Result<Json<AuditList>, ApiError> {
+    let project_id = caller.project(&project_id)?;
+    let page = state
+        .service
+        .list_audit(
+            &project_id,
+            query.action,
+            query.limit,
+            query.cursor.as_deref(),
+        )
+        .await?;
+    Ok(Json(AuditList {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}

@@ -1,0 +1,370 @@
+use atk_core::audit::AuditAction;
+use atk_core::ids::{DisplayName, KeyId, ProjectId};
+use atk_core::key::{Environment, KeyKind, KeyRecord, KeyStatus, PreviewRow};
+use atk_core::lifecycle::{Ending, Grace, check_can_end, check_can_rotate};
+use atk_core::policy::{Confirmation, KeyRequest, blocked_scopes, require_rotation_confirmations};
+use atk_core::secret::PlaintextSecret;
+use atk_core::usage::{Granularity, UsageReport, summarize};
+use atk_store::{KeyCursor, KeyQuery, Rotation, StoreError};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+
+use super::{Origin, Service, ServiceError, bad_cursor, page_limit};
+
+/// Longest revocation reason kept.
+const MAX_REASON_CHARS: usize = 500;
+
+/// A new key and the only copy of its secret there will ever be.
+#[derive(Debug)]
+pub struct CreatedKey {
+    pub secret: PlaintextSecret,
+    pub key: PreviewRow,
+    pub blocked_scopes: Vec<String>,
+}
+
+/// A rotation's result: the new key (and its secret, once) and the old key
+/// as it is now.
+#[derive(Debug)]
+pub struct RotatedKey {
+    pub secret: PlaintextSecret,
+    pub key: PreviewRow,
+    pub previous: PreviewRow,
+}
+
+/// Filters of the key listing, as they come from a query string or flags.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    pub status: Option<KeyStatus>,
+    pub environment: Option<Environment>,
+    pub kind: Option<KeyKind>,
+    pub expiring_within_days: Option<u32>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyPage {
+    pub items: Vec<PreviewRow>,
+    pub next_cursor: Option<String>,
+}
+
+impl Service {
+    /// A fresh key record with a new secret. Only its keyed hash and
+    /// preview go into the record.
+    fn mint(&self, template: KeyTemplate<'_>, now: DateTime<Utc>) -> (PlaintextSecret, KeyRecord) {
+        let secret = PlaintextSecret::generate(template.environment.secret_prefix());
+        let parsed = secret.parsed();
+        let record = KeyRecord {
+            id: KeyId::generate(),
+            project_id: template.project_id.clone(),
+            name: template.name,
+            kind: template.kind,
+            environment: template.environment,
+            scopes: template.scopes,
+            expiration: template.expiration,
+            secret_hash: self.pepper.hash(&parsed),
+            secret_preview: parsed.preview(),
+            created_at: now,
+            expires_at: template.expiration.expires_at(now),
+            last_used_at: None,
+            revoked_at: None,
+            revoke_reason: None,
+            rotated_from: template.rotated_from,
+            rotated_to: None,
+        };
+        (secret, record)
+    }
+
+    /// Creates a key. The plaintext secret is in the result and nowhere else.
+    #[tracing::instrument(skip_all, fields(%project_id, kind = ?request.kind))]
+    pub async fn create_key(
+        &self,
+        project_id: &ProjectId,
+        name: &str,
+        request: &KeyRequest,
+        origin: &Origin,
+    ) -> Result<CreatedKey, ServiceError> {
+        self.get_project(project_id).await?;
+        let name = DisplayName::parse(name)?;
+        let now = self.now();
+        let plan = request.plan(self.catalog, now)?;
+        let entitlements = self.store.list_entitlements(project_id).await?;
+        let template = KeyTemplate {
+            project_id,
+            name,
+            kind: plan.kind,
+            environment: plan.environment,
+            scopes: plan.scopes,
+            expiration: plan.expiration,
+            rotated_from: None,
+        };
+        let (secret, record) = self.mint(template, now);
+        let event = origin.event(
+            now,
+            AuditAction::KeyCreate,
+            project_id,
+            ("key", record.id.as_str()),
+            json!({
+                "name": record.name,
+                "kind": record.kind,
+                "environment": record.environment,
+                "scopes": record.scopes,
+                "expiration": record.expiration,
+                "expires_at": record.expires_at,
+            }),
+        );
+        self.store.insert_key(&record, &event).await?;
+        tracing::info!(key_id = %record.id, "key created");
+        Ok(CreatedKey {
+            blocked_scopes: blocked_scopes(self.catalog, &record.scopes, &entitlements, now),
+            key: record.preview_at(now),
+            secret,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(%project_id))]
+    pub async fn get_key(
+        &self,
+        project_id: &ProjectId,
+        key_id: &str,
+    ) -> Result<PreviewRow, ServiceError> {
+        Ok(self.key(project_id, key_id).await?.preview_at(self.now()))
+    }
+
+    #[tracing::instrument(skip_all, fields(%project_id))]
+    pub async fn list_keys(
+        &self,
+        project_id: &ProjectId,
+        filter: &KeyFilter,
+    ) -> Result<KeyPage, ServiceError> {
+        self.get_project(project_id).await?;
+        let now = self.now();
+        let after = match filter.cursor.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(KeyCursor::decode(text).ok_or_else(bad_cursor)?),
+        };
+        let expiring_before = match filter.expiring_within_days {
+            None => None,
+            Some(days @ 0..=3650) => Some(now + TimeDelta::days(i64::from(days))),
+            Some(_) => {
+                return Err(ServiceError::InvalidRequest(
+                    "expiring_within_days must be between 0 and 3650".into(),
+                ));
+            }
+        };
+        let query = KeyQuery {
+            now,
+            status: filter.status,
+            environment: filter.environment,
+            kind: filter.kind,
+            expiring_before,
+            limit: page_limit(filter.limit)?,
+            after,
+        };
+        let page = self.store.list_keys(project_id, &query).await?;
+        Ok(KeyPage {
+            items: page
+                .items
+                .iter()
+                .map(|record| record.preview_at(now))
+                .collect(),
+            next_cursor: page.next.map(|cursor| cursor.encode()),
+        })
+    }
+
+    /// A new key with the old one's name, kind, environment, scopes and
+    /// expiration choice (counted from now); the old key ends after `grace`,
+    /// never later than it would have. One rotation per key: a concurrent
+    /// second attempt gets `Conflict`.
+    #[tracing::instrument(skip_all, fields(%project_id, grace = grace.as_str()))]
+    pub async fn rotate_key(
+        &self,
+        project_id: &ProjectId,
+        key_id: &str,
+        grace: Grace,
+        confirmations: &[Confirmation],
+        origin: &Origin,
+    ) -> Result<RotatedKey, ServiceError> {
+        require_rotation_confirmations(confirmations)?;
+        let old = self.key(project_id, key_id).await?;
+        let now = self.now();
+        check_can_rotate(&old, now)?;
+        let template = KeyTemplate {
+            project_id,
+            name: old.name.clone(),
+            kind: old.kind,
+            environment: old.environment,
+            scopes: old.scopes.clone(),
+            expiration: old.expiration,
+            rotated_from: Some(old.id.clone()),
+        };
+        let (secret, new_key) = self.mint(template, now);
+        let old_ends_at = grace.old_key_ends_at(now, old.expires_at);
+        let event = origin.event(
+            now,
+            AuditAction::KeyRotate,
+            project_id,
+            ("key", old.id.as_str()),
+            json!({ "new_key_id": new_key.id, "grace": grace, "old_key_ends_at": old_ends_at }),
+        );
+        let rotation = Rotation {
+            project: project_id,
+            old_id: &old.id,
+            now,
+            old_ends_at,
+            new_key: &new_key,
+            event: &event,
+        };
+        let previous = self
+            .store
+            .rotate_key(rotation)
+            .await
+            .map_err(|error| match error {
+                StoreError::Conflict => {
+                    ServiceError::Conflict("the key was rotated or ended meanwhile".into())
+                }
+                StoreError::NotFound => ServiceError::NotFound("key"),
+                other => other.into(),
+            })?;
+        self.verifier.forget_key(&old.secret_hash);
+        tracing::info!(old_key_id = %old.id, new_key_id = %new_key.id, "key rotated");
+        Ok(RotatedKey {
+            secret,
+            key: new_key.preview_at(now),
+            previous: previous.preview_at(now),
+        })
+    }
+
+    /// Ends the key now, for good; verification answers `REVOKED` from the
+    /// next request on.
+    #[tracing::instrument(skip_all, fields(%project_id))]
+    pub async fn revoke_key(
+        &self,
+        project_id: &ProjectId,
+        key_id: &str,
+        reason: Option<&str>,
+        origin: &Origin,
+    ) -> Result<PreviewRow, ServiceError> {
+        let reason = checked_reason(reason)?;
+        let details = json!({ "reason": reason });
+        self.end_key(
+            project_id,
+            key_id,
+            Ending::Revoke { reason },
+            AuditAction::KeyRevoke,
+            details,
+            origin,
+        )
+        .await
+    }
+
+    /// Ends the key now (status `expired`); verification answers `EXPIRED`.
+    #[tracing::instrument(skip_all, fields(%project_id))]
+    pub async fn expire_key(
+        &self,
+        project_id: &ProjectId,
+        key_id: &str,
+        origin: &Origin,
+    ) -> Result<PreviewRow, ServiceError> {
+        self.end_key(
+            project_id,
+            key_id,
+            Ending::Expire,
+            AuditAction::KeyExpire,
+            json!({}),
+            origin,
+        )
+        .await
+    }
+
+    async fn end_key(
+        &self,
+        project_id: &ProjectId,
+        key_id: &str,
+        ending: Ending,
+        action: AuditAction,
+        details: serde_json::Value,
+        origin: &Origin,
+    ) -> Result<PreviewRow, ServiceError> {
+        let key = self.key(project_id, key_id).await?;
+        let now = self.now();
+        check_can_end(&key, now)?;
+        let event = origin.event(now, action, project_id, ("key", key.id.as_str()), details);
+        let ended = self
+            .store
+            .end_key(project_id, &key.id, now, &ending, &event)
+            .await
+            .map_err(|error| match error {
+                StoreError::Conflict => ServiceError::Conflict("the key ended meanwhile".into()),
+                StoreError::NotFound => ServiceError::NotFound("key"),
+                other => other.into(),
+            })?;
+        self.verifier.forget_key(&key.secret_hash);
+        tracing::info!(key_id = %key.id, action = action.as_str(), "key ended");
+        Ok(ended.preview_at(now))
+    }
+
+    /// Verification counts of one key over `[from, to)`. Defaults: the last
+    /// 24 hours by hour, or the last 30 days by day.
+    #[tracing::instrument(skip_all, fields(%project_id))]
+    pub async fn key_usage(
+        &self,
+        project_id: &ProjectId,
+        key_id: &str,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        granularity: Option<Granularity>,
+    ) -> Result<UsageReport, ServiceError> {
+        let key = self.key(project_id, key_id).await?;
+        let granularity = granularity.unwrap_or_default();
+        let to = to.unwrap_or_else(|| self.now());
+        let from = from.unwrap_or_else(|| match granularity {
+            Granularity::Hour => to - TimeDelta::hours(24),
+            Granularity::Day => to - TimeDelta::days(30),
+        });
+        if from >= to {
+            return Err(ServiceError::InvalidRequest(
+                "from must be before to".into(),
+            ));
+        }
+        if to - from > granularity.max_window() {
+            return Err(ServiceError::InvalidRequest(format!(
+                "the window is limited to {} days for granularity {}",
+                granularity.max_window().num_days(),
+                granularity.as_str()
+            )));
+        }
+        // Counters are hourly: widen to whole buckets so partial ones count.
+        let start = granularity.bucket_of(from);
+        let rows = self.store.usage(project_id, &key.id, start, to).await?;
+        Ok(summarize(&rows, from, to, granularity))
+    }
+}
+
+/// What a new key is made from: a create request's plan or the key it rotates.
+struct KeyTemplate<'a> {
+    project_id: &'a ProjectId,
+    name: DisplayName,
+    kind: KeyKind,
+    environment: Environment,
+    scopes: Vec<String>,
+    expiration: atk_core::key::Expiration,
+    rotated_from: Option<KeyId>,
+}
+
+fn checked_reason(reason: Option<&str>) -> Result<Option<String>, ServiceError> {
+    let Some(reason) = reason.map(str::trim).filter(|reason| !reason.is_empty()) else {
+        return Ok(None);
+    };
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ServiceError::InvalidRequest(format!(
+            "reason is limited to {MAX_REASON_CHARS} characters"
+        )));
+    }
+    if reason.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ServiceError::InvalidRequest(
+            "reason must not contain control characters".into(),
+        ));
+    }
+    Ok(Some(reason.to_owned()))
+}

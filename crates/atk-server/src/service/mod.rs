@@ -1,0 +1,171 @@
+//! Application services: the use cases behind both the HTTP API and the CLI.
+//! Each takes already-authorised input, asks the domain for a decision and
+//! then the store to keep it (with its audit event, in one transaction);
+//! nothing here knows about HTTP.
+//!
+//! Spans carry only validated identifiers (`skip_all` + explicit fields):
+//! raw client strings such as names, cursors or unparsed ids could hold
+//! anything, a pasted secret included, and must not reach the log.
+
+mod audit;
+mod keys;
+mod projects;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use atk_core::Clock;
+use atk_core::audit::{Actor, AuditAction, AuditEvent};
+use atk_core::catalog::Catalog;
+use atk_core::ids::{IdError, KeyId, ProjectId};
+use atk_core::key::KeyRecord;
+use atk_core::lifecycle::LifecycleError;
+use atk_core::policy::PolicyError;
+use atk_core::secret::Pepper;
+use atk_store::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+pub use audit::AuditPage;
+pub use keys::{CreatedKey, KeyFilter, KeyPage, RotatedKey};
+
+use crate::verifier::Verifier;
+
+/// Largest page a list call returns, whatever `limit` asks for.
+pub const MAX_PAGE: u32 = 200;
+pub const DEFAULT_PAGE: u32 = 50;
+
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("storage failed")]
+    Store(#[from] StoreError),
+}
+
+impl From<IdError> for ServiceError {
+    fn from(error: IdError) -> Self {
+        Self::InvalidRequest(error.to_string())
+    }
+}
+
+impl From<LifecycleError> for ServiceError {
+    fn from(error: LifecycleError) -> Self {
+        Self::Conflict(error.to_string())
+    }
+}
+
+/// Who asks for a change and from where: what the audit event records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub actor: Actor,
+    pub source_ip: Option<IpAddr>,
+}
+
+impl Origin {
+    pub fn new(actor: Actor, source_ip: Option<IpAddr>) -> Self {
+        Self { actor, source_ip }
+    }
+
+    /// The `atk` command line, acting as the local operator.
+    pub fn cli() -> Self {
+        let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+        Self::new(
+            Actor {
+                kind: atk_core::audit::ActorType::Cli,
+                id: user,
+            },
+            None,
+        )
+    }
+
+    fn event(
+        &self,
+        at: DateTime<Utc>,
+        action: AuditAction,
+        project: &ProjectId,
+        target: (&str, &str),
+        details: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent::new(
+            at,
+            self.actor.clone(),
+            action,
+            project,
+            target,
+            self.source_ip.map(|ip| ip.to_string()),
+            details,
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    store: Arc<dyn Store>,
+    pepper: Pepper,
+    clock: Arc<dyn Clock>,
+    catalog: &'static Catalog,
+    /// Told about changes, so its caches never serve a stale decision on
+    /// this node.
+    verifier: Arc<Verifier>,
+}
+
+impl Service {
+    pub fn new(
+        store: Arc<dyn Store>,
+        pepper: Pepper,
+        clock: Arc<dyn Clock>,
+        verifier: Arc<Verifier>,
+    ) -> Self {
+        Self {
+            store,
+            pepper,
+            clock,
+            catalog: Catalog::get(),
+            verifier,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn pepper(&self) -> &Pepper {
+        &self.pepper
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// A key of the project, or 404. A malformed id cannot name a key, so it
+    /// gets the same answer as an unknown one.
+    async fn key(&self, project_id: &ProjectId, key_id: &str) -> Result<KeyRecord, ServiceError> {
+        let key_id = KeyId::parse(key_id).map_err(|_| ServiceError::NotFound("key"))?;
+        self.store
+            .get_key(project_id, &key_id)
+            .await?
+            .ok_or(ServiceError::NotFound("key"))
+    }
+}
+
+/// `limit` within 1..=MAX_PAGE, default DEFAULT_PAGE.
+fn page_limit(limit: Option<u32>) -> Result<u32, ServiceError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(limit @ 1..=MAX_PAGE) => Ok(limit),
+        Some(_) => Err(ServiceError::InvalidRequest(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        ))),
+    }
+}
+
+fn bad_cursor() -> ServiceError {
+    ServiceError::InvalidRequest("cursor is not one this API returned".into())
+}
