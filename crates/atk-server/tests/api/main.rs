@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod helpers;
 mod keys;
+mod lifecycle;
 mod openapi;
 mod projects;
 mod verify;
