@@ -2,8 +2,11 @@
 //! is done with the built binary (on a free port instead of 8080), and every
 //! following block runs in bash exactly as written.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::process::Command;
+
+use support::Server;
 
 fn walkthrough_blocks() -> Vec<String> {
     let readme =
@@ -14,20 +17,11 @@ fn walkthrough_blocks() -> Vec<String> {
     let end = readme
         .find("<!-- walkthrough:end -->")
         .expect("README marks the walk-through end");
-    let section = &readme[start..end];
-    section
+    readme[start..end]
         .split("```sh\n")
         .skip(1)
         .map(|rest| rest.split("```").next().unwrap().to_owned())
         .collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -45,35 +39,16 @@ fn the_readme_walkthrough_runs_verbatim() {
         .expect("the walk-through chooses its admin token");
 
     let dir = tempfile::tempdir().unwrap();
-    let address = format!("127.0.0.1:{}", free_port());
-    let mut server = Command::new(env!("CARGO_BIN_EXE_atk"))
-        .arg("serve")
-        .env("ATK_ADMIN_TOKEN", token)
-        .env("ATK_LISTEN", &address)
-        .env("ATK_DATA_DIR", dir.path().join("atk-data"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    // Ready once it says where it listens: no sleeping, no polling.
-    let listening = lines
-        .by_ref()
-        .map(Result::unwrap)
-        .find(|line| line.contains("listening on"))
-        .expect("the server starts");
-    assert!(listening.contains(&address), "{listening}");
-
-    let script = blocks[1..].join("\n").replace("127.0.0.1:8080", &address);
+    let server = Server::start(&dir.path().join("atk-data"), &[("ATK_ADMIN_TOKEN", token)]);
+    let script = blocks[1..]
+        .join("\n")
+        .replace("127.0.0.1:8080", &server.address);
     let output = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
         .current_dir(dir.path())
         .output()
         .unwrap();
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let exit = server.wait().unwrap();
+    let exit = server.stop();
 
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -88,6 +63,11 @@ fn the_readme_walkthrough_runs_verbatim() {
         r#""missing_scopes":["notification.send"]"#,
         r#""blocked_scopes":["marketing.campaign.send"]"#,
         r#""name":"QR worker""#,
+        r#""previous":"#,
+        r#""code":"REVOKED""#,
+        r#""by_action":{"marketing.campaign.send":1,"notification.send":1}"#,
+        r#""action":"key.revoke""#,
+        r#""action":"key.rotate""#,
     ] {
         assert!(
             said.contains(expected),
@@ -95,8 +75,10 @@ fn the_readme_walkthrough_runs_verbatim() {
         );
     }
     assert!(exit.success(), "serve stops cleanly on SIGTERM: {exit:?}");
-    assert!(
-        !dir.path().join("created.json").exists(),
-        "the walk-through cleans up"
-    );
+    for file in ["created.json", "scoped.json", "rotated.json"] {
+        assert!(
+            !dir.path().join(file).exists(),
+            "the walk-through cleans up {file}"
+        );
+    }
 }

@@ -334,6 +334,9 @@ impl Service {
                 granularity.as_str()
             )));
         }
+        // Read-your-writes on this node: what it verified so far is saved
+        // before the query (other nodes' counts arrive within a second).
+        self.verifier.usage().flush().await;
         // Counters are hourly: widen to whole buckets so partial ones count.
         let start = granularity.bucket_of(from);
         let rows = self.store.usage(project_id, &key.id, start, to).await?;

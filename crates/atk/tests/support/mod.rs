@@ -1,0 +1,69 @@
+// Shared by several test binaries, each of which uses a part of it.
+#![allow(dead_code)]
+
+//! Runs the real `atk` binary as a server process: started on a free port
+//! (port 0; the address is read from what it prints), stopped with SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+pub struct Server {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub address: String,
+}
+
+impl Server {
+    /// Starts `atk serve` with `env` on top of a clean environment and
+    /// returns once it listens (it says so on stdout: no sleeping, no polling).
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_atk"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ATK_LISTEN", "127.0.0.1:0")
+            .env("ATK_DATA_DIR", data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("atk serve starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let listening = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|line| line.contains("listening on http://"))
+            .expect("the server says where it listens");
+        let address = listening
+            .rsplit("http://")
+            .next()
+            .unwrap()
+            .trim()
+            .to_owned();
+        // Keep draining stdout so the server can never block on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, address }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then wait for the process to exit.
+    pub fn stop(mut self) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM was delivered");
+        self.child.wait().expect("the server exits")
+    }
+}
