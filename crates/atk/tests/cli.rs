@@ -275,3 +275,119 @@ fn bad_input_exits_non_zero_with_a_clear_message() {
         "refused commands wrote nothing"
     );
 }
+
+fn lifecycle_through_the_cli(atk: &Atk) {
+    let created = create_key(atk, "project_identity_demo", &[]);
+    atk.json(&["migrate"]);
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let id = created["key"]["id"].as_str().unwrap().to_owned();
+    for action in ["notification.send", "marketing.campaign.send"] {
+        atk.json_allowing_failure(&["verify", &secret, "--action", action]);
+    }
+    // Each `atk verify` saved its count before exiting.
+    let usage = atk.json(&["keys", "usage", &id]);
+    assert_eq!(usage["total"], 2, "{usage}");
+    assert_eq!(usage["by_code"]["OK"], 1);
+    assert_eq!(usage["by_code"]["ENTITLEMENT_UPGRADE_REQUIRED"], 1);
+
+    let refused = atk.run(&["keys", "rotate", &id, "--grace", "1_hour"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "rotation needs secret_shown_once"
+    );
+    let rotated = atk.json(&[
+        "keys",
+        "rotate",
+        &id,
+        "--grace",
+        "1_hour",
+        "--confirm",
+        "secret_shown_once",
+    ]);
+    let new_secret = rotated["secret"].as_str().unwrap().to_owned();
+    let new_id = rotated["key"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(rotated["previous"]["rotated_to"], new_id.as_str());
+    assert_eq!(
+        atk.json_allowing_failure(&["verify", &secret])["code"],
+        "OK",
+        "the grace hour"
+    );
+    assert_eq!(
+        atk.json_allowing_failure(&["verify", &new_secret])["code"],
+        "OK"
+    );
+
+    let revoked = atk.json(&["keys", "revoke", &new_id, "--reason", "testing"]);
+    assert_eq!(revoked["status"], "revoked");
+    assert_eq!(
+        atk.json_allowing_failure(&["verify", &new_secret])["code"],
+        "REVOKED"
+    );
+    let expired = atk.json(&["keys", "expire", &id]);
+    assert_eq!(expired["status"], "expired");
+    assert_eq!(
+        atk.json_allowing_failure(&["verify", &secret])["code"],
+        "EXPIRED"
+    );
+    let again = atk.run(&["keys", "expire", &id]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already expired"),
+        "{}",
+        stderr(&again)
+    );
+
+    let audit = atk.json(&["audit"]);
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions[..4],
+        ["key.expire", "key.revoke", "key.rotate", "key.create"]
+    );
+    for event in &audit["items"].as_array().unwrap()[..4] {
+        assert_eq!(event["actor"]["type"], "cli", "{event}");
+    }
+    let only_revokes = atk.json(&["audit", "--action", "key.revoke"]);
+    assert_eq!(only_revokes["items"].as_array().unwrap().len(), 1);
+    assert_eq!(only_revokes["items"][0]["details"]["reason"], "testing");
+    let text = stdout(&atk.run(&["audit"]));
+    assert!(text.contains("key.rotate") && text.contains(&id), "{text}");
+}
+
+#[test]
+fn the_cli_rotates_revokes_expires_and_reports_usage_and_audit_on_sqlite() {
+    let atk = Atk::sqlite();
+    // The demo project exists once a server has started; create it here.
+    atk.json(&[
+        "projects",
+        "create",
+        "project_identity_demo",
+        "--name",
+        "Demo",
+    ]);
+    lifecycle_through_the_cli(&atk);
+}
+
+#[tokio::test]
+async fn the_cli_rotates_revokes_expires_and_reports_usage_and_audit_on_postgres() {
+    let Some(atk) = Atk::postgres().await else {
+        return;
+    };
+    tokio::task::spawn_blocking(move || {
+        atk.json(&[
+            "projects",
+            "create",
+            "project_identity_demo",
+            "--name",
+            "Demo",
+        ]);
+        lifecycle_through_the_cli(&atk);
+    })
+    .await
+    .unwrap();
+}
