@@ -16,6 +16,8 @@ pub enum IdError {
     NameLength,
     #[error("name must not contain control characters")]
     NameControlCharacter,
+    #[error("name must not contain a secret (it looks like an atk_ key or token)")]
+    NameLooksLikeSecret,
 }
 
 /// `^[a-z][a-z0-9_]{2,62}$`, for example `project_identity_demo`.
@@ -88,6 +90,9 @@ impl DisplayName {
         }
         if !(1..=100).contains(&trimmed.chars().count()) {
             return Err(IdError::NameLength);
+        }
+        if crate::secret::looks_like_secret(trimmed) {
+            return Err(IdError::NameLooksLikeSecret);
         }
         Ok(Self(trimmed.to_owned()))
     }

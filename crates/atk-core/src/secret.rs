@@ -98,12 +98,24 @@ impl std::fmt::Debug for PlaintextSecret {
     }
 }
 
+/// Prefixes of everything secret this service hands out: key secrets and the
+/// platform admin token.
+pub const SECRET_SHAPED_PREFIXES: [&str; 3] = ["atk_live_", "atk_test_", "atk_admin_"];
+
+/// Whether free text (a name, a reason) seems to hold a secret. Such text
+/// is refused, so a pasted secret never reaches the store or the audit log.
+pub fn looks_like_secret(text: &str) -> bool {
+    SECRET_SHAPED_PREFIXES
+        .iter()
+        .any(|prefix| text.contains(prefix))
+}
+
 /// `text` with anything shaped like a secret (`atk_live_…`, `atk_test_…`)
 /// cut down to its prefix. For messages that quote client input, so a
 /// secret pasted into the wrong field is not echoed back or logged.
 pub fn redact_secrets(text: &str) -> std::borrow::Cow<'_, str> {
-    let prefixes = [SecretPrefix::Live.as_str(), SecretPrefix::Test.as_str()];
-    if !prefixes.iter().any(|prefix| text.contains(prefix)) {
+    let prefixes = SECRET_SHAPED_PREFIXES;
+    if !looks_like_secret(text) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());

@@ -18,6 +18,9 @@ use crate::service::{Service, ServiceError};
 use crate::usage::UsageRecorder;
 use crate::verifier::Verifier;
 
+/// How long requests in flight may take to finish after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Where the admin token's keyed hash is kept.
 const ADMIN_TOKEN_SETTING: &str = "admin_token_hash";
 
@@ -153,13 +156,29 @@ impl Application {
             store = self.services.store.backend_name(),
             "listening"
         );
+        let (stopping, mut stop_requested) = tokio::sync::watch::channel(false);
         // Connect info gives the audit log each change's source address.
-        axum::serve(
+        let server = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        });
+        // Requests in flight get SHUTDOWN_GRACE to finish; a client that
+        // holds on longer must not keep the usage counts from being saved.
+        let deadline = async move {
+            let _ = stop_requested.wait_for(|stop| *stop).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            result = server => result?,
+            () = deadline => tracing::warn!(
+                grace_s = SHUTDOWN_GRACE.as_secs(),
+                "requests still in flight after the shutdown grace; stopping anyway"
+            ),
+        }
         // Requests in flight have finished, so no more counts can arrive.
         self.services.shutdown().await;
         tracing::info!("stopped");

@@ -135,7 +135,9 @@ impl Pending {
         if self.is_empty() {
             return true;
         }
-        let counts: Vec<UsageCount> = self
+        // Sorted, so two nodes flushing the same counters lock rows in the
+        // same order and cannot deadlock each other.
+        let mut counts: Vec<UsageCount> = self
             .counts
             .iter()
             .map(
@@ -149,11 +151,22 @@ impl Pending {
                 },
             )
             .collect();
-        let last_used: Vec<(KeyId, DateTime<Utc>)> = self
+        // Sorted, so two nodes flushing the same counters lock the rows in
+        // the same order and cannot deadlock each other.
+        counts.sort_by(|a, b| {
+            (a.key_id.as_str(), a.action, a.code.as_str(), a.hour).cmp(&(
+                b.key_id.as_str(),
+                b.action,
+                b.code.as_str(),
+                b.hour,
+            ))
+        });
+        let mut last_used: Vec<(KeyId, DateTime<Utc>)> = self
             .last_used
             .iter()
             .map(|(id, at)| (id.clone(), *at))
             .collect();
+        last_used.sort();
         match store.add_usage(&counts, &last_used).await {
             Ok(()) => {
                 self.counts.clear();

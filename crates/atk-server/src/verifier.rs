@@ -11,6 +11,7 @@
 //! created on another node verifies immediately.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use atk_core::Clock;
@@ -60,6 +61,9 @@ pub struct Verifier {
     /// `None` is cached too: a missing row means "disabled" (deny by default).
     entitlements: Cache<(ProjectId, String), Option<Entitlement>>,
     usage: UsageRecorder,
+    /// Bumped by every `forget_*`, so a lookup can tell whether a change
+    /// was announced while it was reading the store.
+    generation: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -80,6 +84,7 @@ impl Verifier {
     ) -> Self {
         Self {
             usage,
+            generation: Arc::new(AtomicU64::new(0)),
             store,
             pepper,
             clock,
@@ -164,12 +169,14 @@ impl Verifier {
     /// A key changed (revoked, expired, rotated): the next verification on
     /// this node reads it again.
     pub fn forget_key(&self, hash: &SecretHash) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.keys.invalidate(hash);
     }
 
     /// A project's entitlement changed: the next verification on this node
     /// reads it again.
     pub fn forget_entitlement(&self, project: &ProjectId, product: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.entitlements
             .invalidate(&(project.clone(), product.to_owned()));
     }
@@ -178,12 +185,24 @@ impl Verifier {
         if let Some(key) = self.keys.get(hash) {
             return Ok(Some(key));
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let Some(key) = self.store.find_key_by_hash(hash).await? else {
             return Ok(None);
         };
         let key = Arc::new(key);
         self.keys.insert(*hash, key.clone());
+        self.drop_if_changed_meanwhile(generation, || self.keys.invalidate(hash));
         Ok(Some(key))
+    }
+
+    /// A read that raced a change (it started before the change committed
+    /// and is cached after `forget_*` ran) must not stay cached: if any
+    /// change was announced since `generation` was read, drop what was just
+    /// inserted. A change announced after this check invalidates it itself.
+    fn drop_if_changed_meanwhile(&self, generation: u64, invalidate: impl FnOnce()) {
+        if self.generation.load(Ordering::SeqCst) != generation {
+            invalidate();
+        }
     }
 
     async fn entitlement(
@@ -195,8 +214,11 @@ impl Verifier {
         if let Some(entitlement) = self.entitlements.get(&cache_key) {
             return Ok(entitlement);
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let entitlement = self.store.get_entitlement(project, product).await?;
-        self.entitlements.insert(cache_key, entitlement.clone());
+        self.entitlements
+            .insert(cache_key.clone(), entitlement.clone());
+        self.drop_if_changed_meanwhile(generation, || self.entitlements.invalidate(&cache_key));
         Ok(entitlement)
     }
 }

@@ -67,9 +67,10 @@ impl SqlStore {
         } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
-                // WAL lets verifications read while a create writes.
+                // WAL lets verifications read while a create writes. FULL
+                // syncs every commit: a revocation must survive a power cut.
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
             Pool::Sqlite(

@@ -2,6 +2,7 @@
 //! status; internal causes are logged with their whole chain and never shown.
 
 use atk_core::policy::{Confirmation, PolicyError};
+use atk_core::secret::redact_secrets;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -118,8 +119,10 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?cause, "internal error");
         }
         let (status, code, message, details) = self.parts();
-        // Messages may quote client input; never echo anything secret-shaped.
-        let message = atk_core::secret::redact_secrets(&message).into_owned();
+        // Messages and details may quote client input; never echo anything
+        // secret-shaped.
+        let message = redact_secrets(&message).into_owned();
+        let details = redact_strings(details);
         let mut response = (
             status,
             Json(ErrorBody {
@@ -137,6 +140,20 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+fn redact_strings(value: Value) -> Value {
+    match value {
+        Value::String(text) => Value::String(redact_secrets(&text).into_owned()),
+        Value::Array(items) => Value::Array(items.into_iter().map(redact_strings).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(name, value)| (name, redact_strings(value)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 

@@ -3,7 +3,7 @@ use atk_core::ids::{DisplayName, KeyId, ProjectId};
 use atk_core::key::{Environment, KeyKind, KeyRecord, KeyStatus, PreviewRow};
 use atk_core::lifecycle::{Ending, Grace, check_can_end, check_can_rotate};
 use atk_core::policy::{Confirmation, KeyRequest, blocked_scopes, require_rotation_confirmations};
-use atk_core::secret::PlaintextSecret;
+use atk_core::secret::{PlaintextSecret, looks_like_secret};
 use atk_core::usage::{Granularity, UsageReport, summarize};
 use atk_store::{KeyCursor, KeyQuery, Rotation, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -317,6 +317,13 @@ impl Service {
     ) -> Result<UsageReport, ServiceError> {
         let key = self.key(project_id, key_id).await?;
         let granularity = granularity.unwrap_or_default();
+        for bound in [from, to].into_iter().flatten() {
+            if !(usage_epoch()..=usage_end()).contains(&bound) {
+                return Err(ServiceError::InvalidRequest(
+                    "from and to must lie between 1970 and 9999".into(),
+                ));
+            }
+        }
         let to = to.unwrap_or_else(|| self.now());
         let from = from.unwrap_or_else(|| match granularity {
             Granularity::Hour => to - TimeDelta::hours(24),
@@ -344,6 +351,18 @@ impl Service {
     }
 }
 
+/// The range usage windows must lie in: it keeps bucket arithmetic far
+/// from chrono's limits, whatever a client puts in `from` and `to`.
+fn usage_epoch() -> DateTime<Utc> {
+    DateTime::UNIX_EPOCH
+}
+
+fn usage_end() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
+        .expect("a valid constant")
+        .with_timezone(&Utc)
+}
+
 /// What a new key is made from: a create request's plan or the key it rotates.
 struct KeyTemplate<'a> {
     project_id: &'a ProjectId,
@@ -367,6 +386,11 @@ fn checked_reason(reason: Option<&str>) -> Result<Option<String>, ServiceError> 
     if reason.chars().any(|c| c.is_control() && c != '\n') {
         return Err(ServiceError::InvalidRequest(
             "reason must not contain control characters".into(),
+        ));
+    }
+    if looks_like_secret(reason) {
+        return Err(ServiceError::InvalidRequest(
+            "reason must not contain a secret (it looks like an atk_ key or token)".into(),
         ));
     }
     Ok(Some(reason.to_owned()))

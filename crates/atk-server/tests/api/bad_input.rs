@@ -140,6 +140,11 @@ fn cases() -> Vec<Case> {
             with_confirmations(json!({"name": "bad\u{7}name"})),
             "control",
         ),
+        create(
+            "a name that holds a secret",
+            with_confirmations(json!({"name": "atk_live_0123456789abcdefghijABCDEFGHIJ012345"})),
+            "secret",
+        ),
         create("a null name", with_confirmations(json!({"name": null})), ""),
         create("no name", with_confirmations(json!({})), "name"),
         create(

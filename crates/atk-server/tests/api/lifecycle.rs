@@ -484,6 +484,8 @@ async fn usage_windows_are_validated(app: TestApp) {
         "?granularity=minute",
         "?from=2026-01-01T00:00:00Z&to=2026-06-07T00:00:00Z&granularity=hour",
         "?from=yesterday",
+        "?to=-262143-01-01T00:00:00Z",
+        "?from=%2B262142-12-31T22:00:00Z&to=%2B262142-12-31T23:30:00Z",
         "?window=7d",
     ] {
         let reply = app
