@@ -90,18 +90,17 @@ impl UsageRecorder {
     }
 }
 
-type CounterKey = (
-    KeyId,
-    ProjectId,
-    Option<&'static str>,
-    VerifyCode,
-    DateTime<Utc>,
-);
+/// One key's sums since the last flush. Keyed by key first, so counting
+/// an event for a key already seen allocates nothing.
+struct KeyTally {
+    project_id: ProjectId,
+    last_used: DateTime<Utc>,
+    counts: HashMap<(Option<&'static str>, VerifyCode, DateTime<Utc>), u64>,
+}
 
 #[derive(Default)]
 struct Pending {
-    counts: HashMap<CounterKey, u64>,
-    last_used: HashMap<KeyId, DateTime<Utc>>,
+    keys: HashMap<KeyId, KeyTally>,
 }
 
 impl Pending {
@@ -112,22 +111,21 @@ impl Pending {
         code: VerifyCode,
         at: DateTime<Utc>,
     ) {
-        let counter = (
-            key.id.clone(),
-            key.project_id.clone(),
-            action,
-            code,
-            hour_of(at),
-        );
-        *self.counts.entry(counter).or_default() += 1;
-        let last = self.last_used.entry(key.id.clone()).or_insert(at);
-        if *last < at {
-            *last = at;
+        if !self.keys.contains_key(&key.id) {
+            let tally = KeyTally {
+                project_id: key.project_id.clone(),
+                last_used: at,
+                counts: HashMap::new(),
+            };
+            self.keys.insert(key.id.clone(), tally);
         }
+        let tally = self.keys.get_mut(&key.id).expect("inserted above");
+        *tally.counts.entry((action, code, hour_of(at))).or_default() += 1;
+        tally.last_used = tally.last_used.max(at);
     }
 
     fn is_empty(&self) -> bool {
-        self.counts.is_empty() && self.last_used.is_empty()
+        self.keys.is_empty()
     }
 
     /// One transaction; the sums are dropped only once it committed.
@@ -135,24 +133,23 @@ impl Pending {
         if self.is_empty() {
             return true;
         }
-        // Sorted, so two nodes flushing the same counters lock rows in the
-        // same order and cannot deadlock each other.
-        let mut counts: Vec<UsageCount> = self
-            .counts
-            .iter()
-            .map(
-                |((key_id, project_id, action, code, hour), count)| UsageCount {
+        // Sorted, so two nodes flushing the same counters lock the rows in
+        // the same order and cannot deadlock each other.
+        let mut counts: Vec<UsageCount> = Vec::new();
+        let mut last_used: Vec<(KeyId, DateTime<Utc>)> = Vec::new();
+        for (key_id, tally) in &self.keys {
+            last_used.push((key_id.clone(), tally.last_used));
+            for ((action, code, hour), count) in &tally.counts {
+                counts.push(UsageCount {
                     key_id: key_id.clone(),
-                    project_id: project_id.clone(),
+                    project_id: tally.project_id.clone(),
                     action: *action,
                     code: *code,
                     hour: *hour,
                     count: *count,
-                },
-            )
-            .collect();
-        // Sorted, so two nodes flushing the same counters lock the rows in
-        // the same order and cannot deadlock each other.
+                });
+            }
+        }
         counts.sort_by(|a, b| {
             (a.key_id.as_str(), a.action, a.code.as_str(), a.hour).cmp(&(
                 b.key_id.as_str(),
@@ -161,16 +158,10 @@ impl Pending {
                 b.hour,
             ))
         });
-        let mut last_used: Vec<(KeyId, DateTime<Utc>)> = self
-            .last_used
-            .iter()
-            .map(|(id, at)| (id.clone(), *at))
-            .collect();
         last_used.sort();
         match store.add_usage(&counts, &last_used).await {
             Ok(()) => {
-                self.counts.clear();
-                self.last_used.clear();
+                self.keys.clear();
                 true
             }
             Err(error) => {
@@ -240,7 +231,7 @@ async fn stop(
         tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
     }
     tracing::error!(
-        counters = pending.counts.len(),
+        keys = pending.keys.len(),
         "usage counts could not be saved before stopping"
     );
 }

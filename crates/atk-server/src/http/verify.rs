@@ -1,9 +1,11 @@
 use std::net::IpAddr;
 
 use atk_core::decision::{EntitlementView, VerifyCode};
+use atk_core::ids::{KeyId, ProjectId};
 use atk_core::key::{Environment, KeyKind, KeyRecord};
 use axum::Json;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -36,52 +38,55 @@ pub struct VerifyRequest {
 }
 
 /// The key as verification reports it: no secret, no hash, no name.
+/// Borrowed from the (cached) record, so answering copies nothing.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct VerifiedKey {
-    id: String,
-    project_id: String,
+pub struct VerifiedKey<'a> {
+    #[schema(value_type = String)]
+    id: &'a KeyId,
+    #[schema(value_type = String)]
+    project_id: &'a ProjectId,
     environment: Environment,
     kind: KeyKind,
-    scopes: Vec<String>,
+    scopes: &'a [String],
     expires_at: Option<DateTime<Utc>>,
 }
 
-impl From<&KeyRecord> for VerifiedKey {
-    fn from(key: &KeyRecord) -> Self {
+impl<'a> From<&'a KeyRecord> for VerifiedKey<'a> {
+    fn from(key: &'a KeyRecord) -> Self {
         Self {
-            id: key.id.to_string(),
-            project_id: key.project_id.to_string(),
+            id: &key.id,
+            project_id: &key.project_id,
             environment: key.environment,
             kind: key.kind,
-            scopes: key.scopes.clone(),
+            scopes: &key.scopes,
             expires_at: key.expires_at,
         }
     }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct VerifyResponse {
+pub struct VerifyResponse<'a> {
     /// The key exists and is active.
     valid: bool,
     /// The key may perform `action` now (equals `valid` without an action).
     allowed: bool,
     code: VerifyCode,
     /// `null` unless the key was found.
-    key: Option<VerifiedKey>,
-    entitlement: Option<EntitlementView>,
-    missing_scopes: Vec<String>,
+    key: Option<VerifiedKey<'a>>,
+    entitlement: Option<&'a EntitlementView>,
+    missing_scopes: &'a [String],
 }
 
-impl From<Verification> for VerifyResponse {
-    fn from(verification: Verification) -> Self {
-        let decision = verification.decision;
+impl<'a> From<&'a Verification> for VerifyResponse<'a> {
+    fn from(verification: &'a Verification) -> Self {
+        let decision = &verification.decision;
         Self {
             valid: decision.valid,
             allowed: decision.allowed,
             code: decision.code,
             key: verification.key.as_deref().map(VerifiedKey::from),
-            entitlement: decision.entitlement,
-            missing_scopes: decision.missing_scopes,
+            entitlement: decision.entitlement.as_ref(),
+            missing_scopes: &decision.missing_scopes,
         }
     }
 }
@@ -99,10 +104,11 @@ impl From<Verification> for VerifyResponse {
 async fn verify_key(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<VerifyRequest>,
-) -> Result<Json<VerifyResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let verification = state
         .verifier
         .verify(&body.key, body.action.as_deref())
         .await?;
-    Ok(Json(verification.into()))
+    // Serialized here, straight from the borrowed record.
+    Ok(Json(VerifyResponse::from(&verification)).into_response())
 }
