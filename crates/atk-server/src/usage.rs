@@ -1,9 +1,10 @@
-//! Usage counting. The verify hot path only sends an event down an
-//! unbounded channel (lock-free); one aggregator task sums events in a
-//! plain map and flushes the sums to the store at least once a second, in
-//! one transaction per flush, as additive upserts. A failed flush keeps its
-//! sums for the next one, so nothing is lost or counted twice; `stop`
-//! drains the channel and flushes before the process exits.
+//! Usage counting. The verify hot path only pushes an event onto an
+//! unbounded channel: lock-free, and nobody is woken, because the
+//! aggregator does not wait on that channel; it drains it every
+//! [`DRAIN_EVERY`], sums events in a plain map, and adds the sums to the
+//! store at least every [`FLUSH_EVERY`], in one transaction per flush. A
+//! failed flush keeps its sums for the next one, so nothing is lost or
+//! counted twice; `stop` drains and flushes before the process exits.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,44 +17,50 @@ use atk_core::usage::hour_of;
 use atk_store::{Store, UsageCount};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
+/// How often queued events are summed.
+pub const DRAIN_EVERY: Duration = Duration::from_millis(100);
 /// How often sums reach the store.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-enum Message {
-    Hit {
-        key: Arc<KeyRecord>,
-        action: Option<&'static str>,
-        code: VerifyCode,
-        at: DateTime<Utc>,
-    },
-    /// Flush everything received so far, then answer.
+struct Hit {
+    key: Arc<KeyRecord>,
+    action: Option<&'static str>,
+    code: VerifyCode,
+    at: DateTime<Utc>,
+}
+
+enum Control {
+    /// Save everything recorded so far, then answer.
     Flush(oneshot::Sender<()>),
-    /// Flush everything and stop.
+    /// Save everything and stop.
     Stop(oneshot::Sender<()>),
 }
 
 /// Cheap to clone; every clone feeds the same aggregator.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UsageRecorder {
-    sender: mpsc::UnboundedSender<Message>,
+    hits: mpsc::UnboundedSender<Hit>,
+    control: mpsc::UnboundedSender<Control>,
 }
 
-impl std::fmt::Debug for Message {
+impl std::fmt::Debug for UsageRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("usage::Message")
+        f.debug_struct("UsageRecorder").finish_non_exhaustive()
     }
 }
 
 impl UsageRecorder {
     /// Spawns the aggregator on the current tokio runtime.
     pub fn start(store: Arc<dyn Store>) -> Self {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(aggregate(store, receiver));
-        Self { sender }
+        let (hits, hit_queue) = mpsc::unbounded_channel();
+        let (control, commands) = mpsc::unbounded_channel();
+        tokio::spawn(aggregate(store, hit_queue, commands));
+        Self { hits, control }
     }
 
-    /// Counts one verification of a found key. Never blocks.
+    /// Counts one verification of a found key. Never blocks, never wakes.
     pub fn record(
         &self,
         key: &Arc<KeyRecord>,
@@ -61,13 +68,13 @@ impl UsageRecorder {
         code: VerifyCode,
         at: DateTime<Utc>,
     ) {
-        let hit = Message::Hit {
+        let hit = Hit {
             key: key.clone(),
             action,
             code,
             at,
         };
-        if self.sender.send(hit).is_err() {
+        if self.hits.send(hit).is_err() {
             // Only possible after `stop`, when no request is in flight.
             tracing::error!(key_id = %key.id, "usage recorder stopped; a verification was not counted");
         }
@@ -75,16 +82,17 @@ impl UsageRecorder {
 
     /// Writes every count recorded so far to the store.
     pub async fn flush(&self) {
-        let (ack, done) = oneshot::channel();
-        if self.sender.send(Message::Flush(ack)).is_ok() {
-            let _ = done.await;
-        }
+        self.command(Control::Flush).await;
     }
 
     /// Writes every count recorded so far and stops the aggregator.
     pub async fn stop(&self) {
+        self.command(Control::Stop).await;
+    }
+
+    async fn command(&self, command: fn(oneshot::Sender<()>) -> Control) {
         let (ack, done) = oneshot::channel();
-        if self.sender.send(Message::Stop(ack)).is_ok() {
+        if self.control.send(command(ack)).is_ok() {
             let _ = done.await;
         }
     }
@@ -122,6 +130,13 @@ impl Pending {
         let tally = self.keys.get_mut(&key.id).expect("inserted above");
         *tally.counts.entry((action, code, hour_of(at))).or_default() += 1;
         tally.last_used = tally.last_used.max(at);
+    }
+
+    /// Sums everything waiting in the queue.
+    fn take_queued(&mut self, hit_queue: &mut mpsc::UnboundedReceiver<Hit>) {
+        while let Ok(hit) = hit_queue.try_recv() {
+            self.add(&hit.key, hit.action, hit.code, hit.at);
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -172,33 +187,42 @@ impl Pending {
     }
 }
 
-async fn aggregate(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedReceiver<Message>) {
+async fn aggregate(
+    store: Arc<dyn Store>,
+    mut hit_queue: mpsc::UnboundedReceiver<Hit>,
+    mut commands: mpsc::UnboundedReceiver<Control>,
+) {
     let mut pending = Pending::default();
-    let mut ticker = tokio::time::interval(FLUSH_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut drain = tokio::time::interval(DRAIN_EVERY);
+    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_flush = Instant::now();
     loop {
         tokio::select! {
-            message = receiver.recv() => match message {
-                Some(Message::Hit { key, action, code, at }) => pending.add(&key, action, code, at),
-                // The channel is FIFO, so every hit sent before this message
-                // has been added already.
-                Some(Message::Flush(ack)) => {
+            _ = drain.tick() => {
+                pending.take_queued(&mut hit_queue);
+                if last_flush.elapsed() >= FLUSH_EVERY {
+                    pending.flush(store.as_ref()).await;
+                    last_flush = Instant::now();
+                }
+            }
+            command = commands.recv() => match command {
+                // Every hit recorded before the command was sent is in the
+                // queue by now, so draining takes it.
+                Some(Control::Flush(ack)) => {
+                    pending.take_queued(&mut hit_queue);
                     pending.flush(store.as_ref()).await;
                     let _ = ack.send(());
                 }
-                Some(Message::Stop(ack)) => {
-                    stop(store.as_ref(), &mut pending, &mut receiver).await;
+                Some(Control::Stop(ack)) => {
+                    stop(store.as_ref(), &mut pending, &mut hit_queue).await;
                     let _ = ack.send(());
                     return;
                 }
                 None => {
-                    stop(store.as_ref(), &mut pending, &mut receiver).await;
+                    stop(store.as_ref(), &mut pending, &mut hit_queue).await;
                     return;
                 }
             },
-            _ = ticker.tick() => {
-                pending.flush(store.as_ref()).await;
-            }
         }
     }
 }
@@ -208,22 +232,10 @@ async fn aggregate(store: Arc<dyn Store>, mut receiver: mpsc::UnboundedReceiver<
 async fn stop(
     store: &dyn Store,
     pending: &mut Pending,
-    receiver: &mut mpsc::UnboundedReceiver<Message>,
+    hit_queue: &mut mpsc::UnboundedReceiver<Hit>,
 ) {
-    receiver.close();
-    while let Ok(message) = receiver.try_recv() {
-        match message {
-            Message::Hit {
-                key,
-                action,
-                code,
-                at,
-            } => pending.add(&key, action, code, at),
-            Message::Flush(ack) | Message::Stop(ack) => {
-                let _ = ack.send(());
-            }
-        }
-    }
+    hit_queue.close();
+    pending.take_queued(hit_queue);
     for attempt in 1..=5 {
         if pending.flush(store).await {
             return;
