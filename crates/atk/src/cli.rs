@@ -11,7 +11,8 @@ use atk_core::policy::Confirmation;
 use atk_core::usage::Granularity;
 use atk_server::Config;
 use chrono::{DateTime, Utc};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -87,8 +88,8 @@ pub enum Command {
         #[command(flatten)]
         project: ProjectArg,
         /// Only events of this action.
-        #[arg(long, value_enum)]
-        action: Option<AuditActionArg>,
+        #[arg(long, value_parser = one_of(AuditAction::ALL, AuditAction::as_str))]
+        action: Option<AuditAction>,
         #[arg(long)]
         limit: Option<u32>,
         #[arg(long)]
@@ -129,31 +130,35 @@ pub enum KeysCommand {
     Create {
         #[command(flatten)]
         project: ProjectArg,
+        /// Display name, 1–100 characters.
         #[arg(long)]
         name: String,
-        #[arg(long, value_enum)]
-        kind: Option<KindArg>,
-        #[arg(long, value_enum)]
-        environment: Option<EnvironmentArg>,
+        /// Key kind (default: project).
+        #[arg(long, value_parser = one_of(KeyKind::ALL, KeyKind::as_str))]
+        kind: Option<KeyKind>,
+        /// Default: production (secrets start atk_live_; others atk_test_).
+        #[arg(long, value_parser = one_of(Environment::ALL, Environment::as_str))]
+        environment: Option<Environment>,
         /// A catalog action; repeat for several. Default: the kind's default scopes.
         #[arg(long = "scope")]
         scopes: Vec<String>,
-        #[arg(long, value_enum)]
-        expiration: Option<ExpirationArg>,
+        /// Default: 90_days.
+        #[arg(long, value_parser = one_of(Expiration::ALL, Expiration::as_str))]
+        expiration: Option<Expiration>,
         /// A safety confirmation id; repeat for each one the kind requires.
-        #[arg(long = "confirm", value_enum)]
-        confirmations: Vec<ConfirmationArg>,
+        #[arg(long = "confirm", value_parser = one_of(Confirmation::ALL, Confirmation::as_str))]
+        confirmations: Vec<Confirmation>,
     },
     /// List preview rows, newest first.
     List {
         #[command(flatten)]
         project: ProjectArg,
-        #[arg(long, value_enum)]
-        status: Option<StatusArg>,
-        #[arg(long, value_enum)]
-        environment: Option<EnvironmentArg>,
-        #[arg(long, value_enum)]
-        kind: Option<KindArg>,
+        #[arg(long, value_parser = one_of(KeyStatus::ALL, KeyStatus::as_str))]
+        status: Option<KeyStatus>,
+        #[arg(long, value_parser = one_of(Environment::ALL, Environment::as_str))]
+        environment: Option<Environment>,
+        #[arg(long, value_parser = one_of(KeyKind::ALL, KeyKind::as_str))]
+        kind: Option<KeyKind>,
         #[arg(long)]
         expiring_within_days: Option<u32>,
         #[arg(long)]
@@ -172,11 +177,11 @@ pub enum KeysCommand {
         #[command(flatten)]
         project: ProjectArg,
         key_id: String,
-        #[arg(long, value_enum)]
-        grace: GraceArg,
+        #[arg(long, value_parser = one_of(Grace::ALL, Grace::as_str))]
+        grace: Grace,
         /// Must include secret_shown_once.
-        #[arg(long = "confirm", value_enum)]
-        confirmations: Vec<ConfirmationArg>,
+        #[arg(long = "confirm", value_parser = one_of(Confirmation::ALL, Confirmation::as_str))]
+        confirmations: Vec<Confirmation>,
     },
     /// Revoke a key now, for good.
     Revoke {
@@ -203,77 +208,27 @@ pub enum KeysCommand {
         /// RFC 3339 end (default: now).
         #[arg(long)]
         to: Option<DateTime<Utc>>,
-        #[arg(long, value_enum)]
-        granularity: Option<GranularityArg>,
+        #[arg(long, value_parser = one_of(Granularity::ALL, Granularity::as_str))]
+        granularity: Option<Granularity>,
     },
 }
 
-/// Clap's view of a domain enum: same names, kebab-free, so `--kind
-/// service_role` reads like the API.
-macro_rules! value_enum {
-    ($arg:ident => $domain:ident { $($variant:ident = $name:literal),+ $(,)? }) => {
-        #[derive(Debug, Clone, Copy, ValueEnum)]
-        pub enum $arg {
-            $(#[value(name = $name)] $variant),+
-        }
-        impl From<$arg> for $domain {
-            fn from(value: $arg) -> Self {
-                match value { $($arg::$variant => $domain::$variant),+ }
-            }
-        }
-    };
+/// A value parser for a domain enum, built from its `ALL` list and its
+/// stored text, so the CLI spells every value exactly as the API does and
+/// lists them in `--help`.
+fn one_of<T, const N: usize>(
+    all: [T; N],
+    text: fn(T) -> &'static str,
+) -> impl TypedValueParser<Value = T>
+where
+    T: Copy + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(all.map(text)).map(move |chosen: String| {
+        all.into_iter()
+            .find(|value| text(*value) == chosen)
+            .expect("clap accepts only the listed values")
+    })
 }
-
-value_enum!(KindArg => KeyKind {
-    Project = "project",
-    ProductScoped = "product_scoped",
-    AnalyticsRead = "analytics_read",
-    BackendSecret = "backend_secret",
-    ServiceRole = "service_role",
-});
-value_enum!(EnvironmentArg => Environment {
-    Production = "production",
-    Staging = "staging",
-    Development = "development",
-});
-value_enum!(ExpirationArg => Expiration {
-    Days7 = "7_days",
-    Days30 = "30_days",
-    Days90 = "90_days",
-    Never = "never",
-});
-value_enum!(StatusArg => KeyStatus {
-    Active = "active",
-    Expired = "expired",
-    Revoked = "revoked",
-});
-value_enum!(ConfirmationArg => Confirmation {
-    BackendOnly = "backend_only",
-    ServiceRoleDanger = "service_role_danger",
-    SecretShownOnce = "secret_shown_once",
-    EntitlementsMayBlock = "entitlements_may_block",
-});
-
-value_enum!(GraceArg => Grace {
-    None = "none",
-    Hour1 = "1_hour",
-    Hours24 = "24_hours",
-    Days7 = "7_days",
-});
-value_enum!(GranularityArg => Granularity {
-    Hour = "hour",
-    Day = "day",
-});
-value_enum!(AuditActionArg => AuditAction {
-    ProjectCreate = "project.create",
-    EntitlementUpdate = "entitlement.update",
-    KeyCreate = "key.create",
-    KeyRotate = "key.rotate",
-    KeyRevoke = "key.revoke",
-    KeyExpire = "key.expire",
-    ConsoleSignIn = "console.sign_in",
-    ConsoleSignInFailed = "console.sign_in_failed",
-});
 
 #[cfg(test)]
 mod tests {
@@ -286,34 +241,61 @@ mod tests {
     }
 
     #[test]
-    fn every_value_name_matches_the_api_spelling() {
-        for kind in KindArg::value_variants() {
-            let name = kind.to_possible_value().unwrap().get_name().to_owned();
-            assert_eq!(KeyKind::from(*kind).as_str(), name);
-        }
-        for confirmation in ConfirmationArg::value_variants() {
-            let name = confirmation
-                .to_possible_value()
-                .unwrap()
-                .get_name()
-                .to_owned();
-            assert_eq!(Confirmation::from(*confirmation).as_str(), name);
-        }
-        for grace in GraceArg::value_variants() {
-            let name = grace.to_possible_value().unwrap().get_name().to_owned();
-            assert_eq!(Grace::from(*grace).as_str(), name);
-        }
-        for action in AuditActionArg::value_variants() {
-            let name = action.to_possible_value().unwrap().get_name().to_owned();
-            assert_eq!(AuditAction::from(*action).as_str(), name);
-        }
-        for expiration in ExpirationArg::value_variants() {
-            let name = expiration
-                .to_possible_value()
-                .unwrap()
-                .get_name()
-                .to_owned();
-            assert_eq!(Expiration::from(*expiration).as_str(), name);
-        }
+    fn enum_flags_take_the_api_spelling() {
+        let cli = Cli::try_parse_from([
+            "atk",
+            "keys",
+            "create",
+            "--name",
+            "n",
+            "--kind",
+            "service_role",
+            "--environment",
+            "staging",
+            "--expiration",
+            "7_days",
+            "--confirm",
+            "service_role_danger",
+            "--confirm",
+            "backend_only",
+        ])
+        .unwrap();
+        let Command::Keys(KeysCommand::Create {
+            kind,
+            environment,
+            expiration,
+            confirmations,
+            ..
+        }) = cli.command
+        else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(kind, Some(KeyKind::ServiceRole));
+        assert_eq!(environment, Some(Environment::Staging));
+        assert_eq!(expiration, Some(Expiration::Days7));
+        assert_eq!(
+            confirmations,
+            [Confirmation::ServiceRoleDanger, Confirmation::BackendOnly]
+        );
+        assert!(
+            Cli::try_parse_from([
+                "atk",
+                "keys",
+                "create",
+                "--name",
+                "n",
+                "--kind",
+                "superuser"
+            ])
+            .is_err()
+        );
+        let audit = Cli::try_parse_from(["atk", "audit", "--action", "key.rotate"]).unwrap();
+        assert!(matches!(
+            audit.command,
+            Command::Audit {
+                action: Some(AuditAction::KeyRotate),
+                ..
+            }
+        ));
     }
 }

@@ -110,7 +110,7 @@ async fn command(services: &Services, command: Command, out: Output) -> Result<E
                 .service
                 .list_audit(
                     &project_id(&project.project)?,
-                    action.map(Into::into),
+                    action,
                     limit,
                     cursor.as_deref(),
                 )
@@ -204,11 +204,11 @@ async fn keys(
             confirmations,
         } => {
             let request = KeyRequest {
-                kind: kind.map(Into::into),
-                environment: environment.map(Into::into),
+                kind,
+                environment,
                 scopes: (!scopes.is_empty()).then_some(scopes),
-                expiration: expiration.map(Into::into),
-                confirmations: confirmations.into_iter().map(Into::into).collect(),
+                expiration,
+                confirmations,
             };
             let created = service
                 .create_key(&project_id(&project.project)?, &name, &request, origin)
@@ -239,9 +239,9 @@ async fn keys(
             cursor,
         } => {
             let filter = KeyFilter {
-                status: status.map(Into::into),
-                environment: environment.map(Into::into),
-                kind: kind.map(Into::into),
+                status,
+                environment,
+                kind,
                 expiring_within_days,
                 limit,
                 cursor,
@@ -266,12 +266,11 @@ async fn keys(
             grace,
             confirmations,
         } => {
-            let confirmations: Vec<_> = confirmations.into_iter().map(Into::into).collect();
             let rotated = service
                 .rotate_key(
                     &project_id(&project.project)?,
                     &key_id,
-                    grace.into(),
+                    grace,
                     &confirmations,
                     origin,
                 )
@@ -327,7 +326,7 @@ async fn keys(
                     &key_id,
                     from,
                     to,
-                    granularity.map(Into::into),
+                    granularity,
                 )
                 .await?;
             out.print(&report, || output::usage_text(&report));
