@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ManagementErrors};
 use super::extract::{ApiPath, ApiQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -40,10 +40,7 @@ pub struct AuditList {
     params(("project_id" = String, Path, description = "Project id"), AuditListQuery),
     responses(
         (status = 200, description = "A page of events", body = AuditList),
-        (status = 400, description = "Invalid filter or cursor", body = ErrorBody),
-        (status = 401, description = "No valid credential", body = ErrorBody),
-        (status = 403, description = "The credential may not read the audit log", body = ErrorBody),
-        (status = 404, description = "No such project (or not yours)", body = ErrorBody),
+        ManagementErrors,
     ))]
 async fn list_audit(
     caller: Caller,

@@ -52,6 +52,25 @@ pub struct ErrorDetail {
     pub details: Value,
 }
 
+/// The error answers every management route can give, for the OpenAPI
+/// document; routes add their own (409, 413, 422) beside these.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only read by the OpenAPI derive.
+pub enum ManagementErrors {
+    /// Invalid request: a malformed id, an unknown field, a bad value
+    #[response(status = 400)]
+    InvalidRequest(#[to_schema] ErrorBody),
+    /// No valid credential
+    #[response(status = 401)]
+    Unauthorized(#[to_schema] ErrorBody),
+    /// The credential may not do this
+    #[response(status = 403)]
+    Forbidden(#[to_schema] ErrorBody),
+    /// No such project or resource (another project's look the same)
+    #[response(status = 404)]
+    NotFound(#[to_schema] ErrorBody),
+}
+
 impl ApiError {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::InvalidRequest {

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ManagementErrors};
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::service::KeyFilter;
 
@@ -95,12 +95,9 @@ pub struct ListKeysQuery {
     request_body = CreateKey,
     responses(
         (status = 201, description = "Created; the secret is in this response only", body = CreatedKeyBody),
-        (status = 400, description = "Invalid request (unknown field, kind, scope, …)", body = ErrorBody),
-        (status = 401, description = "No valid credential", body = ErrorBody),
-        (status = 403, description = "The credential may not manage keys", body = ErrorBody),
-        (status = 404, description = "No such project (or not yours)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "confirmation_required or scope_not_allowed", body = ErrorBody),
+        ManagementErrors,
     ))]
 async fn create_key(
     caller: Caller,
@@ -133,10 +130,7 @@ async fn create_key(
     params(("project_id" = String, Path, description = "Project id"), ListKeysQuery),
     responses(
         (status = 200, description = "A page of preview rows", body = KeyList),
-        (status = 400, description = "Invalid filter or cursor", body = ErrorBody),
-        (status = 401, description = "No valid credential", body = ErrorBody),
-        (status = 403, description = "The credential may not manage keys", body = ErrorBody),
-        (status = 404, description = "No such project (or not yours)", body = ErrorBody),
+        ManagementErrors,
     ))]
 async fn list_keys(
     caller: Caller,
@@ -169,10 +163,7 @@ async fn list_keys(
     ),
     responses(
         (status = 200, description = "The preview row", body = PreviewRow),
-        (status = 400, description = "Malformed project id", body = ErrorBody),
-        (status = 401, description = "No valid credential", body = ErrorBody),
-        (status = 403, description = "The credential may not manage keys", body = ErrorBody),
-        (status = 404, description = "No such key in this project", body = ErrorBody),
+        ManagementErrors,
     ))]
 async fn get_key(
     caller: Caller,
@@ -244,12 +235,9 @@ pub struct KeyUsage {
     request_body = RotateKey,
     responses(
         (status = 201, description = "Rotated; the new secret is in this response only", body = RotatedKeyBody),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 401, description = "No valid credential", body = ErrorBody),
-        (status = 403, description = "The credential may not manage keys", body = ErrorBody),
-        (status = 404, description = "No such key in this project", body = ErrorBody),
         (status = 409, description = "The key was already rotated, revoked or expired", body = ErrorBody),
         (status = 422, description = "confirmation_required", body = ErrorBody),
+        ManagementErrors,
     ))]
 async fn rotate_key(
     caller: Caller,
@@ -285,11 +273,8 @@ async fn rotate_key(
     request_body(content = RevokeKey, description = "Optional"),
     responses(
         (status = 200, description = "The revoked key", body = PreviewRow),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 401, description = "No valid credential", body = ErrorBody),
-        (status = 403, description = "The credential may not manage keys", body = ErrorBody),
-        (status = 404, description = "No such key in this project", body = ErrorBody),
         (status = 409, description = "The key had already ended", body = ErrorBody),
+        ManagementErrors,
     ))]
 async fn revoke_key(
     caller: Caller,
@@ -319,11 +304,8 @@ async fn revoke_key(
     ),
     responses(
         (status = 200, description = "The expired key", body = PreviewRow),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 401, description = "No valid credential", body = ErrorBody),
-        (status = 403, description = "The credential may not manage keys", body = ErrorBody),
-        (status = 404, description = "No such key in this project", body = ErrorBody),
         (status = 409, description = "The key had already ended", body = ErrorBody),
+        ManagementErrors,
     ))]
 async fn expire_key(
     caller: Caller,
@@ -350,10 +332,7 @@ async fn expire_key(
     ),
     responses(
         (status = 200, description = "Usage of the key", body = KeyUsage),
-        (status = 400, description = "Invalid window or granularity", body = ErrorBody),
-        (status = 401, description = "No valid credential", body = ErrorBody),
-        (status = 403, description = "The credential may not manage keys", body = ErrorBody),
-        (status = 404, description = "No such key in this project", body = ErrorBody),
+        ManagementErrors,
     ))]
 async fn key_usage(
     caller: Caller,

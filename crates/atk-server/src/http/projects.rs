@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ManagementErrors};
 use super::extract::{ApiJson, ApiPath};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -54,11 +54,9 @@ pub struct PutEntitlement {
     request_body = CreateProject,
     responses(
         (status = 201, description = "Created", body = Project),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 401, description = "No valid credential", body = ErrorBody),
-        (status = 403, description = "Not the platform admin", body = ErrorBody),
         (status = 409, description = "The project id is taken", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        ManagementErrors,
     ))]
 async fn create_project(
     caller: Caller,
@@ -77,10 +75,7 @@ async fn create_project(
     params(("project_id" = String, Path, description = "Project id")),
     responses(
         (status = 200, description = "The project", body = Project),
-        (status = 400, description = "Malformed project id", body = ErrorBody),
-        (status = 401, description = "No valid credential", body = ErrorBody),
-        (status = 403, description = "The credential may not manage projects", body = ErrorBody),
-        (status = 404, description = "No such project (or not yours)", body = ErrorBody),
+        ManagementErrors,
     ))]
 async fn get_project(
     caller: Caller,
@@ -96,10 +91,7 @@ async fn get_project(
     params(("project_id" = String, Path, description = "Project id")),
     responses(
         (status = 200, description = "One entitlement per product", body = EntitlementList),
-        (status = 400, description = "Malformed project id", body = ErrorBody),
-        (status = 401, description = "No valid credential", body = ErrorBody),
-        (status = 403, description = "The credential may not manage projects", body = ErrorBody),
-        (status = 404, description = "No such project (or not yours)", body = ErrorBody),
+        ManagementErrors,
     ))]
 async fn list_entitlements(
     caller: Caller,
@@ -125,11 +117,8 @@ async fn list_entitlements(
     request_body = PutEntitlement,
     responses(
         (status = 200, description = "The entitlement now in force", body = Entitlement),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 401, description = "No valid credential", body = ErrorBody),
-        (status = 403, description = "Not the platform admin", body = ErrorBody),
-        (status = 404, description = "No such project or product", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        ManagementErrors,
     ))]
 async fn put_entitlement(
     caller: Caller,
