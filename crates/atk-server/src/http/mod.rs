@@ -15,6 +15,7 @@ mod projects;
 mod verify;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -69,7 +70,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(request_id.clone(), RandomRequestId))
+                .layer(SetRequestIdLayer::new(
+                    request_id.clone(),
+                    RequestIds::new(),
+                ))
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(request_span)
@@ -113,12 +117,28 @@ fn log_response<B>(response: &axum::http::Response<B>, latency: Duration, _: &Sp
     );
 }
 
-#[derive(Debug, Clone, Copy)]
-struct RandomRequestId;
+/// Request ids only need to be unique, not unguessable: a random prefix per
+/// process and a counter, so no request pays for a trip to the OS random
+/// source.
+#[derive(Debug, Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
 
-impl MakeRequestId for RandomRequestId {
+impl RequestIds {
+    fn new() -> Self {
+        Self {
+            prefix: atk_core::secret::random_base62(8).into(),
+            next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let id = atk_core::secret::random_base62(16);
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{n:x}", self.prefix);
         HeaderValue::from_str(&id).ok().map(RequestId::new)
     }
 }
