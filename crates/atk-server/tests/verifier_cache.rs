@@ -1,0 +1,244 @@
+//! The verifier's cache never keeps serving a key after a revocation made
+//! through this node, even when a verification read the key just before
+//! the revocation committed and cached it just after. The store is paused
+//! at exactly that moment to make the race happen every time.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use atk_core::audit::{Actor, AuditAction, AuditEvent};
+use atk_core::catalog::Catalog;
+use atk_core::decision::VerifyCode;
+use atk_core::entitlement::Entitlement;
+use atk_core::ids::{DisplayName, KeyId, ProjectId};
+use atk_core::key::{Environment, Expiration, KeyKind, KeyRecord};
+use atk_core::lifecycle::Ending;
+use atk_core::project::{Project, initial_entitlements};
+use atk_core::secret::{Pepper, PlaintextSecret, SecretHash};
+use atk_core::usage::UsageRow;
+use atk_core::{Clock, SystemClock};
+use atk_server::usage::UsageRecorder;
+use atk_server::verifier::Verifier;
+use atk_store::{
+    AuditQuery, KeyCursor, KeyQuery, Page, Rotation, SqlStore, Store, StoreError, UsageCount,
+};
+use chrono::{DateTime, Utc};
+use tokio::sync::{Mutex, Notify};
+
+/// Delegates to a real store; when armed, `find_key_by_hash` pauses after
+/// reading (the stale row in hand) until the test lets it go on.
+#[derive(Debug)]
+struct PausingStore {
+    inner: SqlStore,
+    armed: Mutex<bool>,
+    read_done: Notify,
+    go_on: Notify,
+}
+
+#[async_trait]
+impl Store for PausingStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn has_projects(&self) -> Result<bool, StoreError> {
+        self.inner.has_projects().await
+    }
+    async fn create_project(
+        &self,
+        p: &Project,
+        e: &[Entitlement],
+        ev: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.inner.create_project(p, e, ev).await
+    }
+    async fn get_project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+        self.inner.get_project(id).await
+    }
+    async fn list_entitlements(&self, p: &ProjectId) -> Result<Vec<Entitlement>, StoreError> {
+        self.inner.list_entitlements(p).await
+    }
+    async fn get_entitlement(
+        &self,
+        p: &ProjectId,
+        product: &str,
+    ) -> Result<Option<Entitlement>, StoreError> {
+        self.inner.get_entitlement(p, product).await
+    }
+    async fn put_entitlement(
+        &self,
+        p: &ProjectId,
+        e: &Entitlement,
+        ev: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.inner.put_entitlement(p, e, ev).await
+    }
+    async fn insert_key(&self, k: &KeyRecord, ev: &AuditEvent) -> Result<(), StoreError> {
+        self.inner.insert_key(k, ev).await
+    }
+    async fn rotate_key(&self, r: Rotation<'_>) -> Result<KeyRecord, StoreError> {
+        self.inner.rotate_key(r).await
+    }
+    async fn end_key(
+        &self,
+        p: &ProjectId,
+        id: &KeyId,
+        now: DateTime<Utc>,
+        ending: &Ending,
+        ev: &AuditEvent,
+    ) -> Result<KeyRecord, StoreError> {
+        self.inner.end_key(p, id, now, ending, ev).await
+    }
+    async fn get_key(&self, p: &ProjectId, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.get_key(p, id).await
+    }
+    async fn find_key_by_hash(&self, hash: &SecretHash) -> Result<Option<KeyRecord>, StoreError> {
+        let found = self.inner.find_key_by_hash(hash).await;
+        let mut armed = self.armed.lock().await;
+        if *armed {
+            *armed = false;
+            drop(armed);
+            self.read_done.notify_one();
+            self.go_on.notified().await;
+        }
+        found
+    }
+    async fn list_keys(
+        &self,
+        p: &ProjectId,
+        q: &KeyQuery,
+    ) -> Result<Page<KeyRecord, KeyCursor>, StoreError> {
+        self.inner.list_keys(p, q).await
+    }
+    async fn list_audit(
+        &self,
+        p: &ProjectId,
+        q: &AuditQuery,
+    ) -> Result<Page<AuditEvent, i64>, StoreError> {
+        self.inner.list_audit(p, q).await
+    }
+    async fn add_usage(
+        &self,
+        c: &[UsageCount],
+        l: &[(KeyId, DateTime<Utc>)],
+    ) -> Result<(), StoreError> {
+        self.inner.add_usage(c, l).await
+    }
+    async fn usage(
+        &self,
+        p: &ProjectId,
+        k: &KeyId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        self.inner.usage(p, k, from, to).await
+    }
+    async fn get_setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.inner.get_setting(name).await
+    }
+    async fn insert_setting_if_absent(&self, name: &str, value: &str) -> Result<bool, StoreError> {
+        self.inner.insert_setting_if_absent(name, value).await
+    }
+}
+
+fn event(project: &ProjectId, action: AuditAction, at: DateTime<Utc>) -> AuditEvent {
+    AuditEvent::new(
+        at,
+        Actor::system(),
+        action,
+        project,
+        ("key", "k"),
+        None,
+        serde_json::json!({}),
+    )
+}
+
+#[tokio::test]
+async fn a_lookup_that_raced_a_revocation_is_not_served_from_the_cache() {
+    let db = atk_store::testing::temp_sqlite();
+    let inner = SqlStore::connect_and_migrate(&db.url).await.unwrap();
+    let store = Arc::new(PausingStore {
+        inner,
+        armed: Mutex::new(false),
+        read_done: Notify::new(),
+        go_on: Notify::new(),
+    });
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now();
+    let project = ProjectId::parse("race_project").unwrap();
+    let details = Project {
+        project_id: project.clone(),
+        name: DisplayName::parse("Race").unwrap(),
+        created_at: now,
+    };
+    store
+        .create_project(
+            &details,
+            &initial_entitlements(Catalog::get(), now),
+            &event(&project, AuditAction::ProjectCreate, now),
+        )
+        .await
+        .unwrap();
+    let pepper = Pepper::from_bytes(&[3; 32]).unwrap();
+    let secret = PlaintextSecret::generate(Environment::Production.secret_prefix());
+    let key = KeyRecord {
+        id: KeyId::generate(),
+        project_id: project.clone(),
+        name: DisplayName::parse("k").unwrap(),
+        kind: KeyKind::Project,
+        environment: Environment::Production,
+        scopes: Catalog::get().default_scopes(KeyKind::Project),
+        expiration: Expiration::Never,
+        secret_hash: pepper.hash(&secret.parsed()),
+        secret_preview: secret.parsed().preview(),
+        created_at: now,
+        expires_at: None,
+        last_used_at: None,
+        revoked_at: None,
+        revoke_reason: None,
+        rotated_from: None,
+        rotated_to: None,
+    };
+    store
+        .insert_key(&key, &event(&project, AuditAction::KeyCreate, now))
+        .await
+        .unwrap();
+
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let verifier = Arc::new(Verifier::new(
+        dyn_store.clone(),
+        pepper,
+        clock.clone(),
+        UsageRecorder::start(dyn_store),
+    ));
+
+    // A verification reads the still-active key and is held there.
+    *store.armed.lock().await = true;
+    let racing = tokio::spawn({
+        let verifier = verifier.clone();
+        let secret = secret.expose().to_owned();
+        async move { verifier.verify(&secret, None).await.unwrap().decision.code }
+    });
+    store.read_done.notified().await;
+
+    // The revocation commits and is announced, as the key service does.
+    let at = clock.now();
+    store
+        .end_key(
+            &project,
+            &key.id,
+            at,
+            &Ending::Revoke { reason: None },
+            &event(&project, AuditAction::KeyRevoke, at),
+        )
+        .await
+        .unwrap();
+    verifier.forget_key(&key.secret_hash);
+
+    // The held verification finishes with what it read before the change.
+    store.go_on.notify_one();
+    assert_eq!(racing.await.unwrap(), VerifyCode::Ok);
+
+    // From now on the key is revoked, not served from a stale cache entry.
+    let next = verifier.verify(secret.expose(), None).await.unwrap();
+    assert_eq!(next.decision.code, VerifyCode::Revoked);
+}
