@@ -123,23 +123,21 @@ pub fn require_confirmations(
     kind: KeyKind,
     given: &[Confirmation],
 ) -> Result<(), PolicyError> {
-    let missing: Vec<Confirmation> = catalog
-        .required_confirmations(kind)
-        .into_iter()
-        .filter(|required| !given.contains(required))
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(PolicyError::MissingConfirmations(missing))
-    }
+    require(catalog.required_confirmations(kind), given)
 }
 
 /// A rotation shows a new secret once, so it needs that acknowledged again.
 pub const ROTATION_CONFIRMATIONS: [Confirmation; 1] = [Confirmation::SecretShownOnce];
 
 pub fn require_rotation_confirmations(given: &[Confirmation]) -> Result<(), PolicyError> {
-    let missing: Vec<Confirmation> = ROTATION_CONFIRMATIONS
+    require(ROTATION_CONFIRMATIONS, given)
+}
+
+fn require(
+    required: impl IntoIterator<Item = Confirmation>,
+    given: &[Confirmation],
+) -> Result<(), PolicyError> {
+    let missing: Vec<Confirmation> = required
         .into_iter()
         .filter(|required| !given.contains(required))
         .collect();
