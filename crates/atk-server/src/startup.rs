@@ -75,10 +75,12 @@ impl Services {
 
 impl Services {
     /// Saves every usage count still in memory and closes the store. The
-    /// last thing a process does before it exits.
-    pub async fn shutdown(&self) {
-        self.verifier.usage().stop().await;
+    /// last thing a process does before it exits; `false` when some usage
+    /// counts could not be saved (the process should exit non-zero).
+    pub async fn shutdown(&self) -> bool {
+        let saved = self.verifier.usage().stop().await;
         self.store.close().await;
+        saved
     }
 }
 
@@ -172,15 +174,24 @@ impl Application {
             let _ = stop_requested.wait_for(|stop| *stop).await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
-        tokio::select! {
-            result = server => result?,
-            () = deadline => tracing::warn!(
-                grace_s = SHUTDOWN_GRACE.as_secs(),
-                "requests still in flight after the shutdown grace; stopping anyway"
-            ),
+        let served = tokio::select! {
+            result = server => result,
+            () = deadline => {
+                // Counts those requests record from here on are lost (and
+                // logged as such): the price of not waiting forever.
+                tracing::warn!(
+                    grace_s = SHUTDOWN_GRACE.as_secs(),
+                    "requests still in flight after the shutdown grace; stopping anyway"
+                );
+                Ok(())
+            }
+        };
+        // Saved even when serving failed: counts already taken are kept.
+        let saved = self.services.shutdown().await;
+        served?;
+        if !saved {
+            return Err(std::io::Error::other("usage counts could not be saved"));
         }
-        // Requests in flight have finished, so no more counts can arrive.
-        self.services.shutdown().await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -23,6 +23,9 @@ use tokio::time::Instant;
 pub const DRAIN_EVERY: Duration = Duration::from_millis(100);
 /// How often sums reach the store.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How long one flush may take before it counts as failed (its sums are
+/// kept for the next one), so a hung store cannot stall the aggregator.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Hit {
     key: Arc<KeyRecord>,
@@ -31,11 +34,12 @@ struct Hit {
     at: DateTime<Utc>,
 }
 
+/// Commands; each answers whether everything recorded so far is saved.
 enum Control {
     /// Save everything recorded so far, then answer.
-    Flush(oneshot::Sender<()>),
+    Flush(oneshot::Sender<bool>),
     /// Save everything and stop.
-    Stop(oneshot::Sender<()>),
+    Stop(oneshot::Sender<bool>),
 }
 
 /// Cheap to clone; every clone feeds the same aggregator.
@@ -80,21 +84,25 @@ impl UsageRecorder {
         }
     }
 
-    /// Writes every count recorded so far to the store.
-    pub async fn flush(&self) {
-        self.command(Control::Flush).await;
+    /// Writes every count recorded so far to the store; `false` when that
+    /// failed (the counts stay in memory for the next try).
+    pub async fn flush(&self) -> bool {
+        self.command(Control::Flush).await
     }
 
-    /// Writes every count recorded so far and stops the aggregator.
-    pub async fn stop(&self) {
-        self.command(Control::Stop).await;
+    /// Writes every count recorded so far and stops the aggregator; `false`
+    /// when some counts could not be saved.
+    pub async fn stop(&self) -> bool {
+        self.command(Control::Stop).await
     }
 
-    async fn command(&self, command: fn(oneshot::Sender<()>) -> Control) {
+    async fn command(&self, command: fn(oneshot::Sender<bool>) -> Control) -> bool {
         let (ack, done) = oneshot::channel();
-        if self.control.send(command(ack)).is_ok() {
-            let _ = done.await;
+        if self.control.send(command(ack)).is_err() {
+            // Already stopped: whatever it had was saved or reported then.
+            return true;
         }
+        done.await.unwrap_or(false)
     }
 }
 
@@ -174,13 +182,17 @@ impl Pending {
             ))
         });
         last_used.sort();
-        match store.add_usage(&counts, &last_used).await {
-            Ok(()) => {
+        match tokio::time::timeout(FLUSH_TIMEOUT, store.add_usage(&counts, &last_used)).await {
+            Ok(Ok(())) => {
                 self.keys.clear();
                 true
             }
-            Err(error) => {
+            Ok(Err(error)) => {
                 tracing::warn!(error = ?error, counters = counts.len(), "usage flush failed; will retry");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(counters = counts.len(), "usage flush timed out; will retry");
                 false
             }
         }
@@ -210,12 +222,12 @@ async fn aggregate(
                 // queue by now, so draining takes it.
                 Some(Control::Flush(ack)) => {
                     pending.take_queued(&mut hit_queue);
-                    pending.flush(store.as_ref()).await;
-                    let _ = ack.send(());
+                    let saved = pending.flush(store.as_ref()).await;
+                    let _ = ack.send(saved);
                 }
                 Some(Control::Stop(ack)) => {
-                    stop(store.as_ref(), &mut pending, &mut hit_queue).await;
-                    let _ = ack.send(());
+                    let saved = stop(store.as_ref(), &mut pending, &mut hit_queue).await;
+                    let _ = ack.send(saved);
                     return;
                 }
                 None => {
@@ -233,12 +245,12 @@ async fn stop(
     store: &dyn Store,
     pending: &mut Pending,
     hit_queue: &mut mpsc::UnboundedReceiver<Hit>,
-) {
+) -> bool {
     hit_queue.close();
     pending.take_queued(hit_queue);
     for attempt in 1..=5 {
         if pending.flush(store).await {
-            return;
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
     }
@@ -246,4 +258,5 @@ async fn stop(
         keys = pending.keys.len(),
         "usage counts could not be saved before stopping"
     );
+    false
 }

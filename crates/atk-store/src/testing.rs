@@ -8,6 +8,7 @@
 //! next run. When the server cannot be reached the PostgreSQL tests print
 //! one line and pass, except with `CI=true`, where they fail.
 
+use std::io::Write;
 use std::sync::OnceLock;
 
 use sqlx::Connection;
@@ -46,8 +47,13 @@ pub async fn fresh_postgres_url() -> Option<String> {
     let mut admin = match PgConnection::connect(&base).await {
         Ok(connection) => connection,
         Err(error) if !in_ci() => {
+            // Straight to stderr: the test harness captures `eprintln!`,
+            // and this line is meant to be seen.
             SKIP_NOTICE.get_or_init(|| {
-                eprintln!("skipping PostgreSQL tests: cannot connect to {base}: {error}");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipping PostgreSQL tests: cannot connect to {base}: {error}"
+                );
             });
             return None;
         }

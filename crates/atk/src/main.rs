@@ -12,14 +12,20 @@ use atk_core::ids::ProjectId;
 use atk_core::policy::KeyRequest;
 use atk_server::service::{KeyFilter, Origin, ServiceError};
 use atk_server::startup::{Application, Services, StartupError};
+use atk_server::verifier::VerifyError;
 use clap::Parser;
 use serde_json::json;
 
 use cli::{Cli, Command, KeysCommand, ProjectsCommand};
 use output::{Output, describe_key};
 
-/// Exit status for input the service refused (bad id, policy, confirmation).
+/// Exit statuses: 0 done (or, for `verify`, allowed); 1 refused (`verify`
+/// not allowed, not found, conflict); 2 bad input (bad id, policy,
+/// confirmation, unknown action); 3 the service failed (store, startup,
+/// usage counts not saved).
+const EXIT_REFUSED: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_INTERNAL: u8 = 3;
 
 #[derive(Debug, thiserror::Error)]
 enum CliError {
@@ -28,17 +34,31 @@ enum CliError {
     #[error(transparent)]
     Service(#[from] ServiceError),
     #[error("{0}")]
-    Other(String),
+    Internal(String),
+}
+
+impl From<VerifyError> for CliError {
+    fn from(error: VerifyError) -> Self {
+        match error {
+            VerifyError::UnknownAction => {
+                Self::Service(ServiceError::InvalidRequest(error.to_string()))
+            }
+            VerifyError::Store(store) => Self::Service(ServiceError::Store(store)),
+        }
+    }
 }
 
 impl CliError {
     fn exit_code(&self) -> ExitCode {
-        match self {
+        ExitCode::from(match self {
             Self::Service(ServiceError::InvalidRequest(_) | ServiceError::Policy(_)) => {
-                ExitCode::from(EXIT_BAD_INPUT)
+                EXIT_BAD_INPUT
             }
-            _ => ExitCode::FAILURE,
-        }
+            Self::Service(ServiceError::NotFound(_) | ServiceError::Conflict(_)) => EXIT_REFUSED,
+            Self::Service(ServiceError::Unavailable(_) | ServiceError::Store(_))
+            | Self::Startup(_)
+            | Self::Internal(_) => EXIT_INTERNAL,
+        })
     }
 }
 
@@ -52,7 +72,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_INTERNAL);
         }
     };
     match runtime.block_on(run(cli)) {
@@ -78,8 +98,11 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let services = Services::open(&config, Arc::new(SystemClock)).await?;
     let outcome = command(&services, cli.command, out).await;
     // Saves the usage a `verify` counted before the process exits.
-    services.shutdown().await;
-    outcome
+    let saved = services.shutdown().await;
+    match outcome {
+        Ok(_) if !saved => Err(CliError::Internal("usage counts could not be saved".into())),
+        other => other,
+    }
 }
 
 async fn command(services: &Services, command: Command, out: Output) -> Result<ExitCode, CliError> {
@@ -121,11 +144,7 @@ async fn command(services: &Services, command: Command, out: Output) -> Result<E
             );
         }
         Command::Verify { key, action } => {
-            let verification = services
-                .verifier
-                .verify(&key, action.as_deref())
-                .await
-                .map_err(|error| CliError::Other(error.to_string()))?;
+            let verification = services.verifier.verify(&key, action.as_deref()).await?;
             let decision = &verification.decision;
             let body = json!({
                 "valid": decision.valid,
@@ -153,7 +172,7 @@ async fn command(services: &Services, command: Command, out: Output) -> Result<E
             return Ok(if decision.allowed {
                 ExitCode::SUCCESS
             } else {
-                ExitCode::FAILURE
+                ExitCode::from(EXIT_REFUSED)
             });
         }
     }
@@ -178,7 +197,7 @@ async fn serve(config: &atk_server::Config) -> Result<ExitCode, CliError> {
     println!("AuthToolkit Keys listening on http://{}", app.local_addr());
     app.run_until_stopped()
         .await
-        .map_err(|error| CliError::Other(format!("server failed: {error}")))?;
+        .map_err(|error| CliError::Internal(format!("server failed: {error}")))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,5 +1,7 @@
 //! Text output for people; `--json` prints the API's JSON shapes instead.
 
+use std::io::Write;
+
 use atk_core::audit::AuditEvent;
 use atk_core::key::PreviewRow;
 use atk_core::usage::UsageReport;
@@ -11,14 +13,20 @@ pub struct Output {
 }
 
 impl Output {
+    /// Prints to stdout. A closed pipe (`atk keys list | head -1`) is not
+    /// an error worth a panic: the reader has what it wanted.
     pub fn print(&self, value: &impl serde::Serialize, text: impl FnOnce() -> String) {
-        if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value).expect("output serializes")
-            );
+        let rendered = if self.json {
+            serde_json::to_string_pretty(value).expect("output serializes")
         } else {
-            println!("{}", text());
+            text()
+        };
+        let mut stdout = std::io::stdout().lock();
+        match writeln!(stdout, "{rendered}") {
+            Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                eprintln!("error: cannot write the output: {error}");
+            }
+            _ => {}
         }
     }
 }

@@ -235,7 +235,7 @@ fn bad_input_exits_non_zero_with_a_clear_message() {
         (&["verify", "atk_live_short"], 1, "MALFORMED"),
         (
             &["verify", "atk_live_short", "--action", "nope.nothing"],
-            1,
+            2,
             "not in the catalog",
         ),
     ];

@@ -43,8 +43,9 @@ fn the_readme_walkthrough_runs_verbatim() {
     let script = blocks[1..]
         .join("\n")
         .replace("127.0.0.1:8080", &server.address);
-    let output = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
+    // `timeout`: a hung server fails the test instead of hanging it.
+    let output = Command::new("timeout")
+        .args(["120", "bash", "-euo", "pipefail", "-c", &script])
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -56,6 +57,9 @@ fn the_readme_walkthrough_runs_verbatim() {
         "the walk-through failed: {said}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // The first key verifies OK once, then old and new secret after the
+    // rotation: three answers, each checked, not just "somewhere".
+    assert_eq!(said.matches(r#""code":"OK""#).count(), 3, "{said}");
     for expected in [
         r#""code":"OK""#,
         r#""code":"ENTITLEMENT_UPGRADE_REQUIRED""#,

@@ -183,6 +183,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(what) => Self::NotFound(format!("{what} not found")),
             ServiceError::Conflict(message) => Self::Conflict(message),
             ServiceError::Policy(policy) => policy.into(),
+            ServiceError::Unavailable(message) => Self::Internal(message.into()),
             ServiceError::Store(store) => Self::Internal(Box::new(store)),
         }
     }

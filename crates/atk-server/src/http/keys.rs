@@ -53,7 +53,9 @@ pub struct CreateKey {
     /// Default `90_days`.
     expiration: Option<Expiration>,
     /// `backend_only`, `secret_shown_once`, `entitlements_may_block`, and for
-    /// `service_role` also `service_role_danger`.
+    /// `service_role` also `service_role_danger`. Missing ones are a 422
+    /// listing them, also when the field is left out.
+    #[serde(default)]
     confirmations: Vec<Confirmation>,
 }
 
@@ -179,7 +181,8 @@ async fn get_key(
 pub struct RotateKey {
     /// How long the old key keeps working: `none`, `1_hour`, `24_hours`, `7_days`.
     grace: Grace,
-    /// Must include `secret_shown_once`.
+    /// Must include `secret_shown_once` (a 422 otherwise).
+    #[serde(default)]
     confirmations: Vec<Confirmation>,
 }
 

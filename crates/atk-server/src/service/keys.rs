@@ -343,7 +343,12 @@ impl Service {
         }
         // Read-your-writes on this node: what it verified so far is saved
         // before the query (other nodes' counts arrive within a second).
-        self.verifier.usage().flush().await;
+        if !self.verifier.usage().flush().await {
+            // Answering now would under-count without saying so.
+            return Err(ServiceError::Unavailable(
+                "recent usage could not be saved; try again".into(),
+            ));
+        }
         // Counters are hourly: widen to whole buckets so partial ones count.
         let start = granularity.bucket_of(from);
         let rows = self.store.usage(project_id, &key.id, start, to).await?;

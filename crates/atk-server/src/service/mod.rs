@@ -45,6 +45,9 @@ pub enum ServiceError {
     Conflict(String),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// A dependency failed in a way worth retrying.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("storage failed")]
     Store(#[from] StoreError),
 }

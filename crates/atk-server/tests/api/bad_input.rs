@@ -148,11 +148,6 @@ fn cases() -> Vec<Case> {
         create("a null name", with_confirmations(json!({"name": null})), ""),
         create("no name", with_confirmations(json!({})), "name"),
         create(
-            "no confirmations field",
-            json!({"name": "a"}),
-            "confirmations",
-        ),
-        create(
             "an unknown kind",
             with_confirmations(json!({"name": "a", "kind": "superuser"})),
             "kind",

@@ -212,6 +212,23 @@ async fn a_missing_confirmation_is_refused_and_lists_every_missing_id(app: TestA
         reply.body["error"]["details"]["missing"],
         json!(["secret_shown_once", "entitlements_may_block"])
     );
+    let no_field = app
+        .admin_post(&format!("/v1/projects/{DEMO}/keys"), json!({"name": "a"}))
+        .await;
+    assert_eq!(
+        no_field.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        no_field.text
+    );
+    assert_eq!(
+        no_field.body["error"]["details"]["missing"],
+        json!([
+            "backend_only",
+            "secret_shown_once",
+            "entitlements_may_block"
+        ])
+    );
     let listed = app.admin_get(&format!("/v1/projects/{DEMO}/keys")).await;
     assert_eq!(
         listed.body["items"],

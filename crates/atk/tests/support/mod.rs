@@ -67,3 +67,13 @@ impl Server {
         self.child.wait().expect("the server exits")
     }
 }
+
+/// A test that fails before `stop` must not leave a server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
