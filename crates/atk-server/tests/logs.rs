@@ -74,6 +74,15 @@ async fn exercise_and_collect_secrets(app: &TestApp) -> Vec<String> {
         app.verify(&tampered, Some("qr.scan.read")).await;
     }
     let first = &secrets[0];
+    // A secret sent as the request id is not logged either.
+    let with_secret_id = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", first.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_secret_id.status(), 200);
     // The secret as a credential, and pasted into wrong fields.
     app.call(
         Method::GET,

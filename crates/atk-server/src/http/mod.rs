@@ -101,10 +101,13 @@ fn request_span(request: &Request) -> Span {
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str);
+    // A client may send its own request id; it is logged only when it is
+    // short and does not look like a secret.
     let request_id = request
         .headers()
         .get("x-request-id")
         .and_then(|value| value.to_str().ok())
+        .filter(|id| id.len() <= 64 && !atk_core::secret::looks_like_secret(id))
         .unwrap_or("-");
     tracing::info_span!("request", method = %request.method(), route, request_id)
 }
