@@ -73,6 +73,12 @@ pub enum AuditAction {
     ConsoleSignIn,
     #[serde(rename = "console.sign_in_failed")]
     ConsoleSignInFailed,
+    #[serde(rename = "account.create")]
+    AccountCreate,
+    #[serde(rename = "member.invite")]
+    MemberInvite,
+    #[serde(rename = "member.role_change")]
+    MemberRoleChange,
 }
 text_enum!(AuditAction {
     ProjectCreate => "project.create",
@@ -83,6 +89,9 @@ text_enum!(AuditAction {
     KeyExpire => "key.expire",
     ConsoleSignIn => "console.sign_in",
     ConsoleSignInFailed => "console.sign_in_failed",
+    AccountCreate => "account.create",
+    MemberInvite => "member.invite",
+    MemberRoleChange => "member.role_change",
 });
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

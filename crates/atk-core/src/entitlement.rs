@@ -22,6 +22,16 @@ impl EntitlementStatus {
         }
     }
 
+    /// As the console shows it.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Enabled => "Enabled",
+            Self::Trial => "Trial",
+            Self::UpgradeRequired => "Upgrade required",
+            Self::Disabled => "Disabled",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         [
             Self::Enabled,
@@ -56,6 +66,37 @@ impl Entitlement {
     /// `None` when the product may run now; otherwise the reason it may not.
     pub fn blocks_at(&self, now: DateTime<Utc>) -> Option<EntitlementBlock> {
         blocks(Some(self), now)
+    }
+}
+
+/// One sentence on what the entitlement means for the product now: the
+/// catalog's note while the product has its initial status, otherwise one
+/// built from the live status.
+pub fn describe(
+    product: &crate::catalog::Product,
+    entitlement: Option<&Entitlement>,
+    now: DateTime<Utc>,
+) -> String {
+    let name = &product.name;
+    let Some(entitlement) = entitlement else {
+        return format!("{name} is disabled for this project.");
+    };
+    match (entitlement.status, entitlement.trial_ends_at) {
+        (EntitlementStatus::Trial, Some(ends)) if ends <= now => format!(
+            "{name}'s trial ended on {}; its actions are blocked.",
+            ends.format("%Y-%m-%d %H:%M UTC")
+        ),
+        (EntitlementStatus::Trial, Some(ends)) => format!(
+            "{name} is available in trial mode until {}.",
+            ends.format("%Y-%m-%d %H:%M UTC")
+        ),
+        (status, _) if status == product.initial_entitlement => product.entitlement_note.clone(),
+        (EntitlementStatus::Enabled, _) => format!("{name} is enabled for this project."),
+        (EntitlementStatus::Trial, None) => format!("{name} is available in trial mode."),
+        (EntitlementStatus::UpgradeRequired, _) => {
+            format!("{name} requires a plan upgrade even when a key scope is selected.")
+        }
+        (EntitlementStatus::Disabled, _) => format!("{name} is disabled for this project."),
     }
 }
 

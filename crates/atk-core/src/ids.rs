@@ -18,6 +18,10 @@ pub enum IdError {
     NameControlCharacter,
     #[error("name must not contain a secret (it looks like an atk_ key or token)")]
     NameLooksLikeSecret,
+    #[error("account id must be acc_ followed by 22 base62 characters")]
+    AccountId,
+    #[error("enter an email address like name@example.com (at most 254 characters)")]
+    Email,
 }
 
 /// `^[a-z][a-z0-9_]{2,62}$`, for example `project_identity_demo`.
@@ -102,6 +106,69 @@ impl DisplayName {
     }
 }
 
+/// `acc_` + 22 base62 characters: a console account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AccountId(String);
+
+const ACCOUNT_ID_PREFIX: &str = "acc_";
+
+impl AccountId {
+    pub fn generate() -> Self {
+        Self(format!(
+            "{ACCOUNT_ID_PREFIX}{}",
+            random_base62(KEY_ID_RANDOM_LEN)
+        ))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, IdError> {
+        match text.strip_prefix(ACCOUNT_ID_PREFIX) {
+            Some(rest)
+                if rest.len() == KEY_ID_RANDOM_LEN
+                    && rest.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                Ok(Self(text.to_owned()))
+            }
+            _ => Err(IdError::AccountId),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A console sign-in name: an email address, trimmed and lower-cased so
+/// `Ana@Example.com` and `ana@example.com` are one account. Only the shape
+/// is checked (one `@`, text on both sides, a dot in the domain, no spaces
+/// or control characters); nothing is sent to it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(text: &str) -> Result<Self, IdError> {
+        let email = text.trim().to_lowercase();
+        let valid = email.len() <= 254
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+            && matches!(email.split_once('@'), Some((local, domain))
+                if !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.'));
+        if valid {
+            Ok(Self(email))
+        } else {
+            Err(IdError::Email)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 macro_rules! string_newtype_impls {
     ($($name:ident),+) => {$(
         impl TryFrom<String> for $name {
@@ -122,7 +189,7 @@ macro_rules! string_newtype_impls {
         }
     )+};
 }
-string_newtype_impls!(ProjectId, KeyId, DisplayName);
+string_newtype_impls!(ProjectId, KeyId, DisplayName, AccountId, Email);
 
 #[cfg(test)]
 mod tests {
@@ -172,7 +239,38 @@ mod tests {
         );
     }
 
+    #[test]
+    fn emails_are_lower_cased_and_need_a_domain() {
+        assert_eq!(
+            Email::parse(" Ana@Example.COM ").unwrap().as_str(),
+            "ana@example.com"
+        );
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@example.com",
+            "ana@example",
+            "a b@example.com",
+            "a@b@c.com",
+            "ana@.com",
+        ] {
+            assert_eq!(Email::parse(bad), Err(IdError::Email), "{bad:?}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn generated_account_ids_parse(_seed in 0u8..255) {
+            let id = AccountId::generate();
+            prop_assert_eq!(AccountId::parse(id.as_str()), Ok(id.clone()));
+        }
+
+        #[test]
+        fn email_parse_never_panics(text in "\\PC{0,300}") {
+            let _ = Email::parse(&text);
+        }
+
         #[test]
         fn generated_key_ids_parse(_seed in 0u8..255) {
             let id = KeyId::generate();

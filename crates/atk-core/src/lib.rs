@@ -2,6 +2,10 @@
 //! (the only system call is the OS random source used to mint secrets).
 //! Storage, HTTP and CLI depend on this crate, never the other way round.
 
+/// Who may do what: principals, operations and the one `decide` function.
+pub mod access;
+/// Console accounts, sessions and one-time links (setup, invites).
+pub mod account;
 /// Audit events: actor, action, target, source address, details.
 pub mod audit;
 /// Products, actions (scopes), key kinds, expirations and confirmations as

@@ -7,7 +7,7 @@ use thiserror::Error;
 use utoipa::ToSchema;
 
 use crate::catalog::Catalog;
-use crate::entitlement::{Entitlement, blocks};
+use crate::entitlement::{Entitlement, EntitlementStatus, blocks};
 use crate::key::{Environment, Expiration, KeyKind, text_enum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -148,25 +148,59 @@ fn require(
     }
 }
 
-/// The chosen scopes whose product entitlement blocks them at `now`.
+/// A chosen scope that the project's Commerce entitlement blocks today, and
+/// why: the entitlement's status and, for a trial, when it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BlockedScope {
+    pub scope: String,
+    pub product: String,
+    /// `disabled` also when the project has no entitlement row (deny by default).
+    pub status: EntitlementStatus,
+    pub trial_ends_at: Option<DateTime<Utc>>,
+}
+
+impl BlockedScope {
+    /// One sentence for a person: why this scope cannot run today.
+    pub fn reason(&self, catalog: &Catalog) -> String {
+        let product = catalog
+            .product(&self.product)
+            .map_or(self.product.as_str(), |product| product.name.as_str());
+        match (self.status, self.trial_ends_at) {
+            (EntitlementStatus::Trial, Some(ended)) => format!(
+                "{product}'s trial ended on {}.",
+                ended.format("%Y-%m-%d %H:%M UTC")
+            ),
+            (EntitlementStatus::UpgradeRequired, _) => {
+                format!("{product} requires a plan upgrade even when a key scope is selected.")
+            }
+            _ => format!("{product} is disabled for this project."),
+        }
+    }
+}
+
+/// The chosen scopes whose product entitlement blocks them at `now`, each
+/// with the reason.
 pub fn blocked_scopes(
     catalog: &Catalog,
     scopes: &[String],
     entitlements: &[Entitlement],
     now: DateTime<Utc>,
-) -> Vec<String> {
+) -> Vec<BlockedScope> {
     scopes
         .iter()
-        .filter(|scope| {
+        .filter_map(|scope| {
             let product = catalog
                 .action(scope)
-                .map(|(product, _)| product.id.as_str());
-            let entitlement = entitlements
-                .iter()
-                .find(|e| Some(e.product.as_str()) == product);
-            blocks(entitlement, now).is_some()
+                .map(|(product, _)| product.id.as_str())?;
+            let entitlement = entitlements.iter().find(|e| e.product == product);
+            blocks(entitlement, now)?;
+            Some(BlockedScope {
+                scope: scope.clone(),
+                product: product.to_owned(),
+                status: entitlement.map_or(EntitlementStatus::Disabled, |e| e.status),
+                trial_ends_at: entitlement.and_then(|e| e.trial_ends_at),
+            })
         })
-        .cloned()
         .collect()
 }
 
@@ -234,6 +268,51 @@ mod tests {
         .plan(Catalog::get(), Utc::now())
         .unwrap();
         assert_eq!(plan.scopes, ["qr.scan.read"]);
+    }
+
+    #[test]
+    fn a_blocked_scope_says_which_status_blocks_it_and_when_a_trial_ended() {
+        let now = Utc::now();
+        let ended = now - chrono::TimeDelta::days(1);
+        let catalog = Catalog::get();
+        let mut entitlements = crate::project::initial_entitlements(catalog, now);
+        for e in &mut entitlements {
+            if e.product == "verification" {
+                e.trial_ends_at = Some(ended);
+            }
+        }
+        entitlements.retain(|e| e.product != "qr");
+        let scopes: Vec<String> = catalog.default_scopes(KeyKind::Project);
+        let blocked = blocked_scopes(catalog, &scopes, &entitlements, now);
+        let summary: Vec<(&str, EntitlementStatus)> = blocked
+            .iter()
+            .map(|b| (b.scope.as_str(), b.status))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("verification.read", EntitlementStatus::Trial),
+                (
+                    "marketing.campaign.send",
+                    EntitlementStatus::UpgradeRequired
+                ),
+                ("qr.scan.read", EntitlementStatus::Disabled),
+            ]
+        );
+        assert_eq!(blocked[0].trial_ends_at, Some(ended));
+        assert!(
+            blocked[0]
+                .reason(catalog)
+                .starts_with("Verification's trial ended on ")
+        );
+        assert_eq!(
+            blocked[1].reason(catalog),
+            "Marketing requires a plan upgrade even when a key scope is selected."
+        );
+        assert_eq!(
+            blocked[2].reason(catalog),
+            "QR Experience is disabled for this project."
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use atk_core::SystemClock;
 use atk_core::policy::{Confirmation, KeyRequest};
 use atk_core::secret::{ParsedSecret, Pepper};
 use atk_server::Config;
-use atk_server::service::Origin;
+use atk_server::service::Caller;
 use atk_server::startup::Services;
 use atk_store::Store;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -41,7 +41,7 @@ fn verification(c: &mut Criterion) {
         };
         let created = services
             .service
-            .create_key(&project, "bench", &request, &Origin::cli())
+            .create_key(&Caller::cli(), &project, "bench", &request)
             .await
             .unwrap();
         (services, created.secret.expose().to_owned())

@@ -22,6 +22,13 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// `None`: generated in `data_dir` with mode 0600.
     pub pepper_file: Option<PathBuf>,
+    /// The address people reach the console at (behind a proxy, say
+    /// `https://keys.example.com`), for printed links. `None`: the listen
+    /// address over plain HTTP.
+    pub public_url: Option<String>,
+    /// Marks the console session cookie `Secure` (browsers then send it over
+    /// HTTPS only). On by default when `public_url` is `https://…`.
+    pub secure_cookies: bool,
 }
 
 impl Default for Config {
@@ -32,6 +39,8 @@ impl Default for Config {
             database_url: None,
             admin_token: None,
             pepper_file: None,
+            public_url: None,
+            secure_cookies: false,
         }
     }
 }
@@ -48,6 +57,8 @@ impl std::fmt::Debug for Config {
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
             .field("pepper_file", &self.pepper_file)
+            .field("public_url", &self.public_url)
+            .field("secure_cookies", &self.secure_cookies)
             .finish()
     }
 }
@@ -84,6 +95,15 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join(SQLITE_FILE).display()))
+    }
+
+    /// Where printed console links point: the configured public URL without
+    /// a trailing slash, or `http://<bound address>`.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
     }
 
     pub fn uses_data_dir_database(&self) -> bool {

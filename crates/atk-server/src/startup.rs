@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::config::{Config, ConfigError};
 use crate::http::auth::AdminCredential;
 use crate::http::{self, AppState};
-use crate::service::{Service, ServiceError};
+use crate::service::{Accounts, ConsoleToken, Service, ServiceError};
 use crate::usage::UsageRecorder;
 use crate::verifier::Verifier;
 
@@ -47,6 +47,7 @@ pub enum StartupError {
 pub struct Services {
     pub store: Arc<SqlStore>,
     pub service: Arc<Service>,
+    pub accounts: Arc<Accounts>,
     pub verifier: Arc<Verifier>,
 }
 
@@ -65,8 +66,15 @@ impl Services {
             clock.clone(),
             usage,
         ));
+        let accounts = Arc::new(Accounts::new(
+            store.clone(),
+            dyn_store.clone(),
+            pepper.clone(),
+            clock.clone(),
+        ));
         Ok(Self {
             service: Arc::new(Service::new(dyn_store, pepper, clock, verifier.clone())),
+            accounts,
             verifier,
             store,
         })
@@ -90,6 +98,9 @@ pub struct Bootstrap {
     /// A newly generated admin token: print it once, it is never shown again.
     pub new_admin_token: Option<String>,
     pub demo_project_created: bool,
+    /// While no console account exists: the one-time link that creates the
+    /// first owner (valid 24 hours). Print it; it is never shown again.
+    pub setup_link: Option<String>,
 }
 
 pub struct Application {
@@ -120,10 +131,31 @@ impl Application {
                     addr: config.listen,
                     source,
                 })?;
+        let bound = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let public_url = config.public_url(bound);
+        let setup_link =
+            services
+                .accounts
+                .setup_link_if_no_account()
+                .await?
+                .map(|token: ConsoleToken| {
+                    format!(
+                        "{public_url}{}",
+                        crate::http::console::paths::setup(token.expose())
+                    )
+                });
         let state = AppState {
             service: services.service.clone(),
+            accounts: services.accounts.clone(),
             verifier: services.verifier.clone(),
             admin,
+            console: crate::http::console::ConsoleSettings {
+                secure_cookies: config.secure_cookies,
+                public_url: public_url.as_str().into(),
+            },
         };
         Ok(Self {
             listener,
@@ -132,6 +164,7 @@ impl Application {
             bootstrap: Bootstrap {
                 new_admin_token,
                 demo_project_created,
+                setup_link,
             },
         })
     }

@@ -54,6 +54,9 @@ impl Store for PausingStore {
     async fn get_project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
         self.inner.get_project(id).await
     }
+    async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
+        self.inner.list_projects().await
+    }
     async fn list_entitlements(&self, p: &ProjectId) -> Result<Vec<Entitlement>, StoreError> {
         self.inner.list_entitlements(p).await
     }

@@ -1,16 +1,20 @@
 //! Storage for AuthToolkit Keys: one [`Store`] trait, one SQL implementation
 //! that runs on SQLite (the default) and PostgreSQL (for several nodes).
 
-/// The SQL implementation of [`Store`] for SQLite and PostgreSQL.
+/// The SQL implementation of [`Store`] and [`AccountStore`] for SQLite and PostgreSQL.
 pub mod sql;
+/// [`AccountStore`] on the same SQL store.
+mod sql_accounts;
 /// Fresh databases for tests: a temporary SQLite file or a new PostgreSQL database.
 pub mod testing;
 
 use async_trait::async_trait;
+use atk_core::access::Role;
+use atk_core::account::{AccountRecord, ConsoleLink, LinkPurpose, Session};
 use atk_core::audit::{AuditAction, AuditEvent};
 use atk_core::decision::VerifyCode;
 use atk_core::entitlement::Entitlement;
-use atk_core::ids::{KeyId, ProjectId};
+use atk_core::ids::{AccountId, Email, KeyId, ProjectId};
 use atk_core::key::{Environment, KeyKind, KeyRecord, KeyStatus};
 use atk_core::lifecycle::Ending;
 use atk_core::project::Project;
@@ -136,6 +140,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     async fn get_project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError>;
 
+    /// Every project, by id.
+    async fn list_projects(&self) -> Result<Vec<Project>, StoreError>;
+
     async fn list_entitlements(&self, project: &ProjectId) -> Result<Vec<Entitlement>, StoreError>;
 
     async fn get_entitlement(
@@ -217,4 +224,80 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Stores `value` unless `name` is already set; `true` when this call set it.
     /// Lets several nodes starting at once agree on one value.
     async fn insert_setting_if_absent(&self, name: &str, value: &str) -> Result<bool, StoreError>;
+}
+
+/// A new account made by redeeming a one-time link: the link is spent, the
+/// account and its roles are created and the events appended, all at once
+/// or not at all.
+#[derive(Debug, Clone, Copy)]
+pub struct Redemption<'a> {
+    pub link_hash: &'a SecretHash,
+    pub purpose: LinkPurpose,
+    pub now: DateTime<Utc>,
+    pub account: &'a AccountRecord,
+    pub roles: &'a [(ProjectId, Role)],
+    pub events: &'a [AuditEvent],
+}
+
+/// Console accounts, their roles, sessions and one-time links: a narrow
+/// trait beside [`Store`], so neither grows with the other's features.
+/// Implementations must pass the conformance suite in `tests/conformance.rs`.
+#[async_trait]
+pub trait AccountStore: Send + Sync + std::fmt::Debug + 'static {
+    async fn has_accounts(&self) -> Result<bool, StoreError>;
+
+    async fn insert_link(&self, link: &ConsoleLink) -> Result<(), StoreError>;
+
+    async fn get_link(&self, hash: &SecretHash) -> Result<Option<ConsoleLink>, StoreError>;
+
+    /// Spends the link (only if it has the purpose, is unused and open at
+    /// `now`) and creates the account with its roles and events in one
+    /// transaction. [`StoreError::NotFound`] when the link cannot be spent,
+    /// [`StoreError::Conflict`] when the email is taken (the link stays
+    /// unspent).
+    async fn redeem_link(&self, redemption: Redemption<'_>) -> Result<(), StoreError>;
+
+    async fn find_account_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Option<AccountRecord>, StoreError>;
+
+    async fn get_account(&self, id: &AccountId) -> Result<Option<AccountRecord>, StoreError>;
+
+    /// The account's roles, by project id.
+    async fn roles_of(&self, account: &AccountId) -> Result<Vec<(ProjectId, Role)>, StoreError>;
+
+    /// The project's members and their roles, by email.
+    async fn members_of(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Vec<(AccountRecord, Role)>, StoreError>;
+
+    /// Sets the account's role in the project, with its audit event.
+    async fn set_role(
+        &self,
+        project: &ProjectId,
+        account: &AccountId,
+        role: Role,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+
+    async fn get_session(&self, hash: &SecretHash) -> Result<Option<Session>, StoreError>;
+
+    /// Moves `last_seen_at` forward (never back).
+    async fn touch_session(&self, hash: &SecretHash, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    async fn delete_session(&self, hash: &SecretHash) -> Result<(), StoreError>;
+
+    /// Records that a form was submitted; `false` when it already was.
+    async fn claim_form_nonce(
+        &self,
+        hash: &SecretHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Appends events that record no change of their own (sign-in attempts).
+    async fn append_events(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
 }

@@ -30,7 +30,7 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 #[derive(Debug, Clone)]
-enum Pool {
+pub(crate) enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -39,15 +39,16 @@ enum Pool {
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.pool {
-            Pool::Sqlite($pool) => $body,
-            Pool::Postgres($pool) => $body,
+            $crate::sql::Pool::Sqlite($pool) => $body,
+            $crate::sql::Pool::Postgres($pool) => $body,
         }
     };
 }
+pub(crate) use on_pool;
 
 #[derive(Debug, Clone)]
 pub struct SqlStore {
-    pool: Pool,
+    pub(crate) pool: Pool,
 }
 
 impl SqlStore {
@@ -130,18 +131,18 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-fn millis(time: DateTime<Utc>) -> i64 {
+pub(crate) fn millis(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
 }
 
-fn unique_to_conflict(error: sqlx::Error) -> StoreError {
+pub(crate) fn unique_to_conflict(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
         _ => StoreError::Database(error),
     }
 }
 
-fn corrupt(what: &str, value: &str) -> StoreError {
+pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} {value:?}"))
 }
 
@@ -263,15 +264,20 @@ macro_rules! select_keys {
 /// with the change it records or not at all).
 macro_rules! append_event {
     ($executor:expr, $event:expr) => {{
-        let event: &AuditEvent = $event;
+        let event: &atk_core::audit::AuditEvent = $event;
         sqlx::query(
             "INSERT INTO audit_events (id, project_id, at, actor_type, actor_id, action, \
              target_type, target_id, source_ip, details) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(event.id.as_str())
-        .bind(event.project_id.as_ref().map(ProjectId::as_str))
-        .bind(millis(event.at))
+        .bind(
+            event
+                .project_id
+                .as_ref()
+                .map(atk_core::ids::ProjectId::as_str),
+        )
+        .bind($crate::sql::millis(event.at))
         .bind(event.actor.kind.as_str())
         .bind(event.actor.id.as_str())
         .bind(event.action.as_str())
@@ -283,6 +289,7 @@ macro_rules! append_event {
         .await?;
     }};
 }
+pub(crate) use append_event;
 
 /// Inserts `$key` through `$executor`.
 macro_rules! insert_key_row {
@@ -448,6 +455,15 @@ impl Store for SqlStore {
                 .await?
         });
         row.map(Project::try_from).transpose()
+    }
+
+    async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
+        let rows: Vec<ProjectRow> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT project_id, name, created_at FROM projects ORDER BY project_id")
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(Project::try_from).collect()
     }
 
     async fn list_entitlements(&self, project: &ProjectId) -> Result<Vec<Entitlement>, StoreError> {

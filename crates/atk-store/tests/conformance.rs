@@ -2,15 +2,22 @@
 //! PostgreSQL (`sqlite::…` and `postgres::…`).
 
 use atk_core::Catalog;
+use atk_core::access::Role;
+use atk_core::account::{Account, AccountRecord, ConsoleLink, LinkPurpose, Session};
 use atk_core::audit::{Actor, AuditAction, AuditEvent};
 use atk_core::decision::VerifyCode;
 use atk_core::entitlement::{Entitlement, EntitlementStatus};
+use atk_core::ids::{AccountId, Email};
 use atk_core::ids::{DisplayName, KeyId, ProjectId};
 use atk_core::key::{Environment, Expiration, KeyKind, KeyRecord, KeyStatus};
 use atk_core::lifecycle::Ending;
 use atk_core::project::{Project, initial_entitlements};
+use atk_core::secret::SecretHash;
 use atk_core::secret::{Pepper, PlaintextSecret};
-use atk_store::{AuditQuery, KeyQuery, Rotation, SqlStore, Store, StoreError, UsageCount};
+use atk_store::{
+    AccountStore, AuditQuery, KeyQuery, Redemption, Rotation, SqlStore, Store, StoreError,
+    UsageCount,
+};
 use chrono::{DateTime, TimeDelta, Utc};
 
 macro_rules! conformance {
@@ -56,6 +63,13 @@ conformance!(
     audit_events_page_newest_first_and_filter_by_action,
     audit_events_cannot_be_updated_or_deleted,
     usage_counts_add_up_across_batches_and_move_last_used_forward,
+    a_link_is_spent_once_and_creates_the_account_with_its_roles_and_events,
+    of_two_concurrent_redemptions_of_one_link_exactly_one_succeeds,
+    an_expired_link_or_one_of_another_purpose_cannot_be_redeemed,
+    a_taken_email_leaves_the_link_unspent,
+    sessions_are_stored_touched_forward_only_and_deleted,
+    a_role_change_is_kept_with_its_audit_event,
+    a_form_nonce_is_claimed_once,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -810,5 +824,404 @@ async fn usage_counts_add_up_across_batches_and_move_last_used_forward(store: &S
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+// --- Accounts, sessions and one-time links -------------------------------
+
+async fn demo_project(store: &SqlStore, id: &str) -> ProjectId {
+    let project_id = ProjectId::parse(id).unwrap();
+    let project = Project {
+        project_id: project_id.clone(),
+        name: DisplayName::parse("Accounts").unwrap(),
+        created_at: t0(),
+    };
+    store
+        .create_project(
+            &project,
+            &[],
+            &event(&project_id, AuditAction::ProjectCreate, t0()),
+        )
+        .await
+        .unwrap();
+    project_id
+}
+
+fn link(purpose: LinkPurpose, seed: u8, grant: Option<(ProjectId, Role)>) -> ConsoleLink {
+    ConsoleLink {
+        token_hash: SecretHash([seed; 32]),
+        purpose,
+        grant,
+        created_by: None,
+        created_at: t0(),
+        expires_at: t0() + TimeDelta::hours(24),
+        used_at: None,
+    }
+}
+
+fn account(email: &str) -> AccountRecord {
+    AccountRecord {
+        account: Account {
+            id: AccountId::generate(),
+            email: Email::parse(email).unwrap(),
+            display_name: DisplayName::parse("Ana Owner").unwrap(),
+            platform_admin: true,
+            created_at: t0(),
+        },
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+    }
+}
+
+fn account_event(project: &ProjectId, account: &AccountRecord) -> AuditEvent {
+    AuditEvent::new(
+        t0(),
+        Actor {
+            kind: atk_core::audit::ActorType::Account,
+            id: account.account.id.to_string(),
+        },
+        AuditAction::AccountCreate,
+        project,
+        ("account", account.account.id.as_str()),
+        None,
+        serde_json::json!({}),
+    )
+}
+
+fn redemption<'a>(
+    hash: &'a SecretHash,
+    purpose: LinkPurpose,
+    now: DateTime<Utc>,
+    account: &'a AccountRecord,
+    roles: &'a [(ProjectId, Role)],
+    events: &'a [AuditEvent],
+) -> Redemption<'a> {
+    Redemption {
+        link_hash: hash,
+        purpose,
+        now,
+        account,
+        roles,
+        events,
+    }
+}
+
+async fn a_link_is_spent_once_and_creates_the_account_with_its_roles_and_events(store: &SqlStore) {
+    let project = demo_project(store, "accounts_one").await;
+    assert!(!store.has_accounts().await.unwrap());
+    let setup = link(LinkPurpose::Setup, 1, None);
+    store.insert_link(&setup).await.unwrap();
+    let owner = account("Ana@Example.com");
+    let roles = [(project.clone(), Role::Owner)];
+    let events = [account_event(&project, &owner)];
+    let now = t0() + TimeDelta::minutes(5);
+    store
+        .redeem_link(redemption(
+            &setup.token_hash,
+            LinkPurpose::Setup,
+            now,
+            &owner,
+            &roles,
+            &events,
+        ))
+        .await
+        .unwrap();
+    assert!(store.has_accounts().await.unwrap());
+    let spent = store.get_link(&setup.token_hash).await.unwrap().unwrap();
+    assert_eq!(spent.used_at, Some(now));
+    let again = account("second@example.com");
+    assert!(matches!(
+        store
+            .redeem_link(redemption(
+                &setup.token_hash,
+                LinkPurpose::Setup,
+                now,
+                &again,
+                &roles,
+                &[]
+            ))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let found = store
+        .find_account_by_email(&Email::parse("ana@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, owner);
+    assert_eq!(
+        store.get_account(&owner.account.id).await.unwrap(),
+        Some(owner.clone())
+    );
+    assert_eq!(store.roles_of(&owner.account.id).await.unwrap(), roles);
+    assert_eq!(
+        store.members_of(&project).await.unwrap(),
+        [(owner.clone(), Role::Owner)]
+    );
+    assert!(
+        store
+            .get_account(&again.account.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let audit = store
+        .list_audit(
+            &project,
+            &AuditQuery {
+                action: Some(AuditAction::AccountCreate),
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.items.len(), 1);
+    assert_eq!(audit.items[0].target.id, owner.account.id.as_str());
+}
+
+async fn of_two_concurrent_redemptions_of_one_link_exactly_one_succeeds(store: &SqlStore) {
+    let project = demo_project(store, "accounts_race").await;
+    for round in 0..20u8 {
+        let invite = link(
+            LinkPurpose::Invite,
+            round,
+            Some((project.clone(), Role::Viewer)),
+        );
+        store.insert_link(&invite).await.unwrap();
+        let first = account(&format!("a{round}@example.com"));
+        let second = account(&format!("b{round}@example.com"));
+        let roles = [(project.clone(), Role::Viewer)];
+        let now = t0() + TimeDelta::minutes(1);
+        let (a, b) = tokio::join!(
+            store.redeem_link(redemption(
+                &invite.token_hash,
+                LinkPurpose::Invite,
+                now,
+                &first,
+                &roles,
+                &[]
+            )),
+            store.redeem_link(redemption(
+                &invite.token_hash,
+                LinkPurpose::Invite,
+                now,
+                &second,
+                &roles,
+                &[]
+            )),
+        );
+        assert_eq!(
+            u8::from(a.is_ok()) + u8::from(b.is_ok()),
+            1,
+            "round {round}: {a:?} {b:?}"
+        );
+    }
+    assert_eq!(store.members_of(&project).await.unwrap().len(), 20);
+}
+
+async fn an_expired_link_or_one_of_another_purpose_cannot_be_redeemed(store: &SqlStore) {
+    let project = demo_project(store, "accounts_expired").await;
+    let invite = link(LinkPurpose::Invite, 7, Some((project.clone(), Role::Admin)));
+    store.insert_link(&invite).await.unwrap();
+    let member = account("late@example.com");
+    let roles = [(project.clone(), Role::Admin)];
+    let at_expiry = invite.expires_at;
+    assert!(matches!(
+        store
+            .redeem_link(redemption(
+                &invite.token_hash,
+                LinkPurpose::Invite,
+                at_expiry,
+                &member,
+                &roles,
+                &[]
+            ))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let before = at_expiry - TimeDelta::milliseconds(1);
+    assert!(matches!(
+        store
+            .redeem_link(redemption(
+                &invite.token_hash,
+                LinkPurpose::Setup,
+                before,
+                &member,
+                &roles,
+                &[]
+            ))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store
+            .get_link(&invite.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .grant,
+        Some((project.clone(), Role::Admin))
+    );
+    store
+        .redeem_link(redemption(
+            &invite.token_hash,
+            LinkPurpose::Invite,
+            before,
+            &member,
+            &roles,
+            &[],
+        ))
+        .await
+        .unwrap();
+    assert!(store.has_accounts().await.unwrap());
+}
+
+async fn a_taken_email_leaves_the_link_unspent(store: &SqlStore) {
+    let project = demo_project(store, "accounts_taken").await;
+    let roles = [(project.clone(), Role::Viewer)];
+    let first = link(
+        LinkPurpose::Invite,
+        3,
+        Some((project.clone(), Role::Viewer)),
+    );
+    let second = link(
+        LinkPurpose::Invite,
+        4,
+        Some((project.clone(), Role::Viewer)),
+    );
+    store.insert_link(&first).await.unwrap();
+    store.insert_link(&second).await.unwrap();
+    let now = t0() + TimeDelta::minutes(1);
+    store
+        .redeem_link(redemption(
+            &first.token_hash,
+            LinkPurpose::Invite,
+            now,
+            &account("same@example.com"),
+            &roles,
+            &[],
+        ))
+        .await
+        .unwrap();
+    let duplicate = account("SAME@example.com");
+    assert!(matches!(
+        store
+            .redeem_link(redemption(
+                &second.token_hash,
+                LinkPurpose::Invite,
+                now,
+                &duplicate,
+                &roles,
+                &[]
+            ))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let kept = store.get_link(&second.token_hash).await.unwrap().unwrap();
+    assert_eq!(kept.used_at, None, "a failed redemption spends nothing");
+}
+
+async fn sessions_are_stored_touched_forward_only_and_deleted(store: &SqlStore) {
+    let project = demo_project(store, "accounts_sessions").await;
+    let setup = link(LinkPurpose::Setup, 5, None);
+    store.insert_link(&setup).await.unwrap();
+    let owner = account("sessions@example.com");
+    store
+        .redeem_link(redemption(
+            &setup.token_hash,
+            LinkPurpose::Setup,
+            t0(),
+            &owner,
+            &[(project, Role::Owner)],
+            &[],
+        ))
+        .await
+        .unwrap();
+    let session = Session::new(SecretHash([42; 32]), owner.account.id.clone(), t0());
+    store.insert_session(&session).await.unwrap();
+    assert_eq!(
+        store.get_session(&session.token_hash).await.unwrap(),
+        Some(session.clone())
+    );
+    let later = t0() + TimeDelta::minutes(10);
+    store
+        .touch_session(&session.token_hash, later)
+        .await
+        .unwrap();
+    store
+        .touch_session(&session.token_hash, t0())
+        .await
+        .unwrap();
+    let touched = store
+        .get_session(&session.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(touched.last_seen_at, later);
+    assert_eq!(touched.expires_at, session.expires_at);
+    store.delete_session(&session.token_hash).await.unwrap();
+    assert_eq!(store.get_session(&session.token_hash).await.unwrap(), None);
+}
+
+async fn a_role_change_is_kept_with_its_audit_event(store: &SqlStore) {
+    let project = demo_project(store, "accounts_roles").await;
+    let invite = link(
+        LinkPurpose::Invite,
+        6,
+        Some((project.clone(), Role::Viewer)),
+    );
+    store.insert_link(&invite).await.unwrap();
+    let member = account("viewer@example.com");
+    store
+        .redeem_link(redemption(
+            &invite.token_hash,
+            LinkPurpose::Invite,
+            t0(),
+            &member,
+            &[(project.clone(), Role::Viewer)],
+            &[],
+        ))
+        .await
+        .unwrap();
+    let change = AuditEvent::new(
+        t0(),
+        Actor::admin(),
+        AuditAction::MemberRoleChange,
+        &project,
+        ("account", member.account.id.as_str()),
+        None,
+        serde_json::json!({"from": "viewer", "to": "admin"}),
+    );
+    store
+        .set_role(&project, &member.account.id, Role::Admin, &change)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.roles_of(&member.account.id).await.unwrap(),
+        [(project.clone(), Role::Admin)]
+    );
+    let audit = store
+        .list_audit(
+            &project,
+            &AuditQuery {
+                action: Some(AuditAction::MemberRoleChange),
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.items, [change]);
+}
+
+async fn a_form_nonce_is_claimed_once(store: &SqlStore) {
+    let nonce = SecretHash([11; 32]);
+    assert!(store.claim_form_nonce(&nonce, t0()).await.unwrap());
+    assert!(!store.claim_form_nonce(&nonce, t0()).await.unwrap());
+    assert!(
+        store
+            .claim_form_nonce(&SecretHash([12; 32]), t0())
+            .await
+            .unwrap()
     );
 }

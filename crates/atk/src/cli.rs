@@ -57,6 +57,14 @@ pub struct ConfigArgs {
     /// Hex-encoded pepper (at least 32 bytes); default: generated in the data dir.
     #[arg(long, env = "ATK_PEPPER_FILE", global = true)]
     pub pepper_file: Option<PathBuf>,
+    /// Where people reach the console (e.g. https://keys.example.com), for
+    /// printed links; default: http://<listen address>.
+    #[arg(long, env = "ATK_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Mark the console session cookie Secure (HTTPS only); default: on when
+    /// the public URL is https://.
+    #[arg(long, env = "ATK_SECURE_COOKIES", global = true)]
+    pub secure_cookies: Option<bool>,
 }
 
 impl ConfigArgs {
@@ -67,6 +75,12 @@ impl ConfigArgs {
             database_url: self.database_url.clone(),
             admin_token: self.admin_token.clone(),
             pepper_file: self.pepper_file.clone(),
+            secure_cookies: self.secure_cookies.unwrap_or_else(|| {
+                self.public_url
+                    .as_deref()
+                    .is_some_and(|url| url.starts_with("https://"))
+            }),
+            public_url: self.public_url.clone(),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use atk_core::SystemClock;
 use atk_core::ids::ProjectId;
 use atk_core::policy::KeyRequest;
-use atk_server::service::{KeyFilter, Origin, ServiceError};
+use atk_server::service::{Caller, KeyFilter, ServiceError};
 use atk_server::startup::{Application, Services, StartupError};
 use atk_server::verifier::VerifyError;
 use clap::Parser;
@@ -51,10 +51,18 @@ impl From<VerifyError> for CliError {
 impl CliError {
     fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            Self::Service(ServiceError::InvalidRequest(_) | ServiceError::Policy(_)) => {
-                EXIT_BAD_INPUT
-            }
-            Self::Service(ServiceError::NotFound(_) | ServiceError::Conflict(_)) => EXIT_REFUSED,
+            Self::Service(
+                ServiceError::InvalidRequest(_)
+                | ServiceError::InvalidField(_)
+                | ServiceError::Policy(_),
+            ) => EXIT_BAD_INPUT,
+            Self::Service(
+                ServiceError::NotFound(_)
+                | ServiceError::Conflict(_)
+                | ServiceError::Forbidden(_)
+                | ServiceError::InvalidCredentials
+                | ServiceError::RateLimited(_),
+            ) => EXIT_REFUSED,
             Self::Service(ServiceError::Unavailable(_) | ServiceError::Store(_))
             | Self::Startup(_)
             | Self::Internal(_) => EXIT_INTERNAL,
@@ -106,7 +114,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
 }
 
 async fn command(services: &Services, command: Command, out: Output) -> Result<ExitCode, CliError> {
-    let origin = Origin::cli();
+    let caller = Caller::cli();
     match command {
         Command::Serve => unreachable!("handled by run"),
         Command::Migrate => {
@@ -116,13 +124,13 @@ async fn command(services: &Services, command: Command, out: Output) -> Result<E
         Command::Projects(ProjectsCommand::Create { project_id, name }) => {
             let project = services
                 .service
-                .create_project(&project_id, &name, &origin)
+                .create_project(&caller, &project_id, &name)
                 .await?;
             out.print(&project, || {
                 format!("created project {}", project.project_id)
             });
         }
-        Command::Keys(command) => keys(services, command, out, &origin).await?,
+        Command::Keys(command) => keys(services, command, out, &caller).await?,
         Command::Audit {
             project,
             action,
@@ -132,6 +140,7 @@ async fn command(services: &Services, command: Command, out: Output) -> Result<E
             let page = services
                 .service
                 .list_audit(
+                    &caller,
                     &project_id(&project.project)?,
                     action,
                     limit,
@@ -194,6 +203,15 @@ async fn serve(config: &atk_server::Config) -> Result<ExitCode, CliError> {
         println!("Use it as: Authorization: Bearer <token>");
         println!();
     }
+    if let Some(link) = &app.bootstrap.setup_link {
+        // Printed to the terminal, never logged: whoever opens it first
+        // becomes the first owner.
+        println!();
+        println!("Console setup link (one-time, valid 24 hours; it creates the first owner):");
+        println!();
+        println!("    {link}");
+        println!();
+    }
     println!("AuthToolkit Keys listening on http://{}", app.local_addr());
     app.run_until_stopped()
         .await
@@ -209,7 +227,7 @@ async fn keys(
     services: &Services,
     command: KeysCommand,
     out: Output,
-    origin: &Origin,
+    caller: &Caller,
 ) -> Result<(), CliError> {
     let service = &services.service;
     match command {
@@ -230,19 +248,25 @@ async fn keys(
                 confirmations,
             };
             let created = service
-                .create_key(&project_id(&project.project)?, &name, &request, origin)
+                .create_key(caller, &project_id(&project.project)?, &name, &request)
                 .await?;
+            let blocked: Vec<&str> = created
+                .blocked_scopes
+                .iter()
+                .map(|blocked| blocked.scope.as_str())
+                .collect();
             let body = json!({
                 "secret": created.secret.expose(),
                 "key": created.key,
-                "blocked_scopes": created.blocked_scopes,
+                "blocked_scopes": blocked,
+                "blocked_scope_reasons": created.blocked_scopes,
             });
             out.print(&body, || {
                 let mut text = output::secret_once(created.secret.expose(), &created.key);
                 if !created.blocked_scopes.is_empty() {
                     text.push_str(&format!(
                         "\nblocked by entitlements today: {}",
-                        created.blocked_scopes.join(", ")
+                        blocked.join(", ")
                     ));
                 }
                 text
@@ -266,7 +290,7 @@ async fn keys(
                 cursor,
             };
             let page = service
-                .list_keys(&project_id(&project.project)?, &filter)
+                .list_keys(caller, &project_id(&project.project)?, &filter)
                 .await?;
             out.print(
                 &json!({"items": page.items, "next_cursor": page.next_cursor}),
@@ -275,7 +299,7 @@ async fn keys(
         }
         KeysCommand::Show { project, key_id } => {
             let key = service
-                .get_key(&project_id(&project.project)?, &key_id)
+                .get_key(caller, &project_id(&project.project)?, &key_id)
                 .await?;
             out.print(&key, || describe_key(&key));
         }
@@ -287,11 +311,11 @@ async fn keys(
         } => {
             let rotated = service
                 .rotate_key(
+                    caller,
                     &project_id(&project.project)?,
                     &key_id,
                     grace,
                     &confirmations,
-                    origin,
                 )
                 .await?;
             let body = json!({
@@ -318,17 +342,17 @@ async fn keys(
         } => {
             let key = service
                 .revoke_key(
+                    caller,
                     &project_id(&project.project)?,
                     &key_id,
                     reason.as_deref(),
-                    origin,
                 )
                 .await?;
             out.print(&key, || describe_key(&key));
         }
         KeysCommand::Expire { project, key_id } => {
             let key = service
-                .expire_key(&project_id(&project.project)?, &key_id, origin)
+                .expire_key(caller, &project_id(&project.project)?, &key_id)
                 .await?;
             out.print(&key, || describe_key(&key));
         }
@@ -341,6 +365,7 @@ async fn keys(
         } => {
             let report = service
                 .key_usage(
+                    caller,
                     &project_id(&project.project)?,
                     &key_id,
                     from,

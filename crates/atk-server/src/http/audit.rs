@@ -7,9 +7,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::project_id as parse_project;
 use super::error::{ApiError, ManagementErrors};
 use super::extract::{ApiPath, ApiQuery};
+use crate::service::Caller;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_audit))
@@ -48,10 +49,11 @@ async fn list_audit(
     ApiPath(project_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<AuditListQuery>,
 ) -> Result<Json<AuditList>, ApiError> {
-    let project_id = caller.project(&project_id)?;
+    let project_id = parse_project(&project_id)?;
     let page = state
         .service
         .list_audit(
+            &caller,
             &project_id,
             query.action,
             query.limit,

@@ -4,9 +4,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use atk_core::audit::{Actor, ActorType};
+use atk_core::access::Principal;
 use atk_core::catalog::Catalog;
-use atk_core::ids::{KeyId, ProjectId};
+use atk_core::ids::ProjectId;
 use atk_core::secret::{Pepper, SecretHash};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::service::Origin;
+use crate::service::Caller;
 
 /// The platform admin token, held only as its keyed hash.
 #[derive(Debug, Clone)]
@@ -32,56 +32,17 @@ impl AdminCredential {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Identity {
-    Admin,
-    ServiceRole {
-        project_id: ProjectId,
-        key_id: KeyId,
-    },
+/// A project id from the path; a malformed one is a 400.
+pub fn project_id(raw: &str) -> Result<ProjectId, ApiError> {
+    ProjectId::parse(raw).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
-/// An authenticated management caller and the address it called from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub identity: Identity,
-    pub source_ip: Option<IpAddr>,
-}
-
-impl Caller {
-    /// Parses a project id from the path and checks the caller may see it.
-    /// Another project's resources answer 404, as if they did not exist.
-    pub fn project(&self, raw: &str) -> Result<ProjectId, ApiError> {
-        let project_id = ProjectId::parse(raw).map_err(|e| ApiError::invalid(e.to_string()))?;
-        match &self.identity {
-            Identity::Admin => Ok(project_id),
-            Identity::ServiceRole {
-                project_id: own, ..
-            } if *own == project_id => Ok(project_id),
-            Identity::ServiceRole { .. } => Err(ApiError::NotFound("project not found".into())),
-        }
-    }
-
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        match self.identity {
-            Identity::Admin => Ok(()),
-            Identity::ServiceRole { .. } => Err(ApiError::Forbidden(
-                "only the platform admin may do this".into(),
-            )),
-        }
-    }
-
-    /// The actor and address an audit event records for this caller.
-    pub fn origin(&self) -> Origin {
-        let actor = match &self.identity {
-            Identity::Admin => Actor::admin(),
-            Identity::ServiceRole { key_id, .. } => Actor {
-                kind: ActorType::ServiceRoleKey,
-                id: key_id.to_string(),
-            },
-        };
-        Origin::new(actor, self.source_ip)
-    }
+/// The source address of the request, from the connection.
+pub fn source_ip(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip())
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -93,21 +54,19 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|credential| !credential.is_empty())
 }
 
+/// The bearer credential only says who the caller is; what it may do is
+/// decided by the services with the domain's access rules.
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let credential = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let source_ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(address)| address.ip());
-        let identity = if state.admin.matches(state.service.pepper(), credential) {
-            Identity::Admin
+        let principal = if state.admin.matches(state.service.pepper(), credential) {
+            Principal::PlatformAdmin
         } else {
             match state.verifier.authenticate(credential).await? {
                 Some(key) if Catalog::get().kind(key.kind).administers_project => {
-                    Identity::ServiceRole {
+                    Principal::ServiceRoleKey {
                         project_id: key.project_id.clone(),
                         key_id: key.id.clone(),
                     }
@@ -121,9 +80,19 @@ impl FromRequestParts<AppState> for Caller {
                 None => return Err(ApiError::Unauthorized),
             }
         };
-        Ok(Self {
-            identity,
-            source_ip,
-        })
+        Ok(Caller::new(principal, source_ip(parts)))
+    }
+}
+
+/// The address a request came from (from the connection), for audit events
+/// and throttling. Never fails: a request without connect info has none.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for SourceIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(source_ip(parts)))
     }
 }

@@ -30,6 +30,7 @@ pub enum ApiError {
         scopes: Vec<String>,
     },
     PayloadTooLarge,
+    RateLimited(String),
     /// The cause goes to the log; the client sees a generic message.
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -121,6 +122,12 @@ impl ApiError {
                 format!("request bodies are limited to {} bytes", super::BODY_LIMIT),
                 json!({ "limit_bytes": super::BODY_LIMIT }),
             ),
+            Self::RateLimited(message) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                message.clone(),
+                json!({}),
+            ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -180,6 +187,13 @@ impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         match error {
             ServiceError::InvalidRequest(message) => Self::invalid(message),
+            ServiceError::InvalidField(error) => Self::InvalidRequest {
+                details: json!({ "field": error.field }),
+                message: error.message,
+            },
+            ServiceError::Forbidden(message) => Self::Forbidden(message.into()),
+            ServiceError::InvalidCredentials => Self::Unauthorized,
+            ServiceError::RateLimited(message) => Self::RateLimited(message),
             ServiceError::NotFound(what) => Self::NotFound(format!("{what} not found")),
             ServiceError::Conflict(message) => Self::Conflict(message),
             ServiceError::Policy(policy) => policy.into(),

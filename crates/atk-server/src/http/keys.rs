@@ -1,6 +1,6 @@
 use atk_core::key::{Environment, Expiration, KeyKind, KeyStatus, PreviewRow};
 use atk_core::lifecycle::Grace;
-use atk_core::policy::{Confirmation, KeyRequest};
+use atk_core::policy::{BlockedScope, Confirmation, KeyRequest};
 use atk_core::usage::{Granularity, UsageReport};
 use axum::Json;
 use axum::extract::State;
@@ -13,9 +13,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::project_id as parse_project;
 use super::error::{ApiError, ErrorBody, ManagementErrors};
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
+use crate::service::Caller;
 use crate::service::KeyFilter;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -67,6 +68,9 @@ pub struct CreatedKeyBody {
     key: PreviewRow,
     /// Chosen scopes that the project's Commerce entitlements block today.
     blocked_scopes: Vec<String>,
+    /// The same scopes, each with the entitlement status that blocks it
+    /// (and, for a trial, when it ended).
+    blocked_scope_reasons: Vec<BlockedScope>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -107,7 +111,7 @@ async fn create_key(
     ApiPath(project_id): ApiPath<String>,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<Response, ApiError> {
-    let project_id = caller.project(&project_id)?;
+    let project_id = parse_project(&project_id)?;
     let request = KeyRequest {
         kind: body.kind,
         environment: body.environment,
@@ -117,12 +121,17 @@ async fn create_key(
     };
     let created = state
         .service
-        .create_key(&project_id, &body.name, &request, &caller.origin())
+        .create_key(&caller, &project_id, &body.name, &request)
         .await?;
     Ok(created_with_secret(CreatedKeyBody {
         secret: created.secret.expose().to_owned(),
         key: created.key,
-        blocked_scopes: created.blocked_scopes,
+        blocked_scopes: created
+            .blocked_scopes
+            .iter()
+            .map(|blocked| blocked.scope.clone())
+            .collect(),
+        blocked_scope_reasons: created.blocked_scopes,
     }))
 }
 
@@ -140,7 +149,7 @@ async fn list_keys(
     ApiPath(project_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ListKeysQuery>,
 ) -> Result<Json<KeyList>, ApiError> {
-    let project_id = caller.project(&project_id)?;
+    let project_id = parse_project(&project_id)?;
     let filter = KeyFilter {
         status: query.status,
         environment: query.environment,
@@ -149,7 +158,10 @@ async fn list_keys(
         limit: query.limit,
         cursor: query.cursor,
     };
-    let page = state.service.list_keys(&project_id, &filter).await?;
+    let page = state
+        .service
+        .list_keys(&caller, &project_id, &filter)
+        .await?;
     Ok(Json(KeyList {
         items: page.items,
         next_cursor: page.next_cursor,
@@ -172,8 +184,10 @@ async fn get_key(
     State(state): State<AppState>,
     ApiPath((project_id, key_id)): ApiPath<(String, String)>,
 ) -> Result<Json<PreviewRow>, ApiError> {
-    let project_id = caller.project(&project_id)?;
-    Ok(Json(state.service.get_key(&project_id, &key_id).await?))
+    let project_id = parse_project(&project_id)?;
+    Ok(Json(
+        state.service.get_key(&caller, &project_id, &key_id).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -248,15 +262,15 @@ async fn rotate_key(
     ApiPath((project_id, key_id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<RotateKey>,
 ) -> Result<Response, ApiError> {
-    let project_id = caller.project(&project_id)?;
+    let project_id = parse_project(&project_id)?;
     let rotated = state
         .service
         .rotate_key(
+            &caller,
             &project_id,
             &key_id,
             body.grace,
             &body.confirmations,
-            &caller.origin(),
         )
         .await?;
     Ok(created_with_secret(RotatedKeyBody {
@@ -285,15 +299,10 @@ async fn revoke_key(
     ApiPath((project_id, key_id)): ApiPath<(String, String)>,
     OptionalJson(body): OptionalJson<RevokeKey>,
 ) -> Result<Json<PreviewRow>, ApiError> {
-    let project_id = caller.project(&project_id)?;
+    let project_id = parse_project(&project_id)?;
     let key = state
         .service
-        .revoke_key(
-            &project_id,
-            &key_id,
-            body.reason.as_deref(),
-            &caller.origin(),
-        )
+        .revoke_key(&caller, &project_id, &key_id, body.reason.as_deref())
         .await?;
     Ok(Json(key))
 }
@@ -316,10 +325,10 @@ async fn expire_key(
     ApiPath((project_id, key_id)): ApiPath<(String, String)>,
     OptionalJson(ExpireKey {}): OptionalJson<ExpireKey>,
 ) -> Result<Json<PreviewRow>, ApiError> {
-    let project_id = caller.project(&project_id)?;
+    let project_id = parse_project(&project_id)?;
     let key = state
         .service
-        .expire_key(&project_id, &key_id, &caller.origin())
+        .expire_key(&caller, &project_id, &key_id)
         .await?;
     Ok(Json(key))
 }
@@ -343,10 +352,11 @@ async fn key_usage(
     ApiPath((project_id, key_id)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<UsageQuery>,
 ) -> Result<Json<KeyUsage>, ApiError> {
-    let project_id = caller.project(&project_id)?;
+    let project_id = parse_project(&project_id)?;
     let report = state
         .service
         .key_usage(
+            &caller,
             &project_id,
             &key_id,
             query.from,

@@ -6,6 +6,7 @@
 mod audit;
 pub mod auth;
 mod catalog;
+pub mod console;
 pub mod error;
 mod extract;
 mod health;
@@ -32,7 +33,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::service::Service;
+use crate::service::{Accounts, Service};
 use crate::verifier::Verifier;
 use auth::AdminCredential;
 use error::ApiError;
@@ -43,8 +44,10 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
+    pub accounts: Arc<Accounts>,
     pub verifier: Arc<Verifier>,
     pub admin: AdminCredential,
+    pub console: console::ConsoleSettings,
 }
 
 /// Every route, with its OpenAPI document. Routes are only ever added through
@@ -64,6 +67,11 @@ pub fn router(state: AppState) -> Router {
     let (router, document) = api_router().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     router
+        .nest(console::paths::HOME, console::router())
+        .route(
+            "/",
+            axum::routing::get(|| async { axum::response::Redirect::to(console::paths::HOME) }),
+        )
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::Extension(openapi::Document::new(&document)))

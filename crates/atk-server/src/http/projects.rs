@@ -10,9 +10,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::project_id as parse_project;
 use super::error::{ApiError, ErrorBody, ManagementErrors};
 use super::extract::{ApiJson, ApiPath};
+use crate::service::Caller;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -63,10 +64,9 @@ async fn create_project(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateProject>,
 ) -> Result<(StatusCode, Json<Project>), ApiError> {
-    caller.require_admin()?;
     let project = state
         .service
-        .create_project(&body.project_id, &body.name, &caller.origin())
+        .create_project(&caller, &body.project_id, &body.name)
         .await?;
     Ok((StatusCode::CREATED, Json(project)))
 }
@@ -82,8 +82,8 @@ async fn get_project(
     State(state): State<AppState>,
     ApiPath(project_id): ApiPath<String>,
 ) -> Result<Json<Project>, ApiError> {
-    let project_id = caller.project(&project_id)?;
-    Ok(Json(state.service.get_project(&project_id).await?))
+    let project_id = parse_project(&project_id)?;
+    Ok(Json(state.service.get_project(&caller, &project_id).await?))
 }
 
 #[utoipa::path(get, path = "/v1/projects/{project_id}/entitlements", tag = "projects",
@@ -98,8 +98,11 @@ async fn list_entitlements(
     State(state): State<AppState>,
     ApiPath(project_id): ApiPath<String>,
 ) -> Result<Json<EntitlementList>, ApiError> {
-    let project_id = caller.project(&project_id)?;
-    let items = state.service.list_entitlements(&project_id).await?;
+    let project_id = parse_project(&project_id)?;
+    let items = state
+        .service
+        .list_entitlements(&caller, &project_id)
+        .await?;
     Ok(Json(EntitlementList {
         items,
         next_cursor: None,
@@ -126,16 +129,15 @@ async fn put_entitlement(
     ApiPath((project_id, product)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<PutEntitlement>,
 ) -> Result<Json<Entitlement>, ApiError> {
-    let project_id = caller.project(&project_id)?;
-    caller.require_admin()?;
+    let project_id = parse_project(&project_id)?;
     let entitlement = state
         .service
         .put_entitlement(
+            &caller,
             &project_id,
             &product,
             body.status,
             body.trial_ends_at,
-            &caller.origin(),
         )
         .await?;
     Ok(Json(entitlement))

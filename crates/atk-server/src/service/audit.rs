@@ -1,8 +1,9 @@
+use atk_core::access::Operation;
 use atk_core::audit::{AuditAction, AuditEvent};
 use atk_core::ids::ProjectId;
 use atk_store::AuditQuery;
 
-use super::{Service, ServiceError, bad_cursor, page_limit};
+use super::{Caller, Service, ServiceError, bad_cursor, page_limit};
 
 #[derive(Debug, Clone)]
 pub struct AuditPage {
@@ -15,12 +16,14 @@ impl Service {
     #[tracing::instrument(skip_all, fields(%project_id))]
     pub async fn list_audit(
         &self,
+        caller: &Caller,
         project_id: &ProjectId,
         action: Option<AuditAction>,
         limit: Option<u32>,
         cursor: Option<&str>,
     ) -> Result<AuditPage, ServiceError> {
-        self.get_project(project_id).await?;
+        caller.authorize(Operation::ReadAudit, Some(project_id))?;
+        self.existing_project(project_id).await?;
         let before = match cursor {
             None | Some("") => None,
             Some(text) => Some(text.parse::<i64>().map_err(|_| bad_cursor())?),

@@ -1,15 +1,18 @@
+use atk_core::access::Operation;
 use atk_core::audit::AuditAction;
 use atk_core::ids::{DisplayName, KeyId, ProjectId};
 use atk_core::key::{Environment, KeyKind, KeyRecord, KeyStatus, PreviewRow};
 use atk_core::lifecycle::{Ending, Grace, check_can_end, check_can_rotate};
-use atk_core::policy::{Confirmation, KeyRequest, blocked_scopes, require_rotation_confirmations};
+use atk_core::policy::{
+    BlockedScope, Confirmation, KeyRequest, blocked_scopes, require_rotation_confirmations,
+};
 use atk_core::secret::{PlaintextSecret, looks_like_secret};
 use atk_core::usage::{Granularity, UsageReport, summarize};
 use atk_store::{KeyCursor, KeyQuery, Rotation, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
-use super::{Origin, Service, ServiceError, bad_cursor, page_limit};
+use super::{Caller, Service, ServiceError, bad_cursor, page_limit};
 
 /// Longest revocation reason kept.
 const MAX_REASON_CHARS: usize = 500;
@@ -19,7 +22,7 @@ const MAX_REASON_CHARS: usize = 500;
 pub struct CreatedKey {
     pub secret: PlaintextSecret,
     pub key: PreviewRow,
-    pub blocked_scopes: Vec<String>,
+    pub blocked_scopes: Vec<BlockedScope>,
 }
 
 /// A rotation's result: the new key (and its secret, once) and the old key
@@ -79,12 +82,16 @@ impl Service {
     #[tracing::instrument(skip_all, fields(%project_id, kind = ?request.kind))]
     pub async fn create_key(
         &self,
+        caller: &Caller,
         project_id: &ProjectId,
         name: &str,
         request: &KeyRequest,
-        origin: &Origin,
     ) -> Result<CreatedKey, ServiceError> {
-        self.get_project(project_id).await?;
+        caller.authorize(
+            Operation::CreateKey(request.kind.unwrap_or_default()),
+            Some(project_id),
+        )?;
+        self.existing_project(project_id).await?;
         let name = DisplayName::parse(name)?;
         let now = self.now();
         let plan = request.plan(self.catalog, now)?;
@@ -99,7 +106,7 @@ impl Service {
             rotated_from: None,
         };
         let (secret, record) = self.mint(template, now);
-        let event = origin.event(
+        let event = caller.event(
             now,
             AuditAction::KeyCreate,
             project_id,
@@ -125,19 +132,23 @@ impl Service {
     #[tracing::instrument(skip_all, fields(%project_id))]
     pub async fn get_key(
         &self,
+        caller: &Caller,
         project_id: &ProjectId,
         key_id: &str,
     ) -> Result<PreviewRow, ServiceError> {
+        caller.authorize(Operation::ReadProject, Some(project_id))?;
         Ok(self.key(project_id, key_id).await?.preview_at(self.now()))
     }
 
     #[tracing::instrument(skip_all, fields(%project_id))]
     pub async fn list_keys(
         &self,
+        caller: &Caller,
         project_id: &ProjectId,
         filter: &KeyFilter,
     ) -> Result<KeyPage, ServiceError> {
-        self.get_project(project_id).await?;
+        caller.authorize(Operation::ReadProject, Some(project_id))?;
+        self.existing_project(project_id).await?;
         let now = self.now();
         let after = match filter.cursor.as_deref() {
             None | Some("") => None,
@@ -179,12 +190,13 @@ impl Service {
     #[tracing::instrument(skip_all, fields(%project_id, grace = grace.as_str()))]
     pub async fn rotate_key(
         &self,
+        caller: &Caller,
         project_id: &ProjectId,
         key_id: &str,
         grace: Grace,
         confirmations: &[Confirmation],
-        origin: &Origin,
     ) -> Result<RotatedKey, ServiceError> {
+        caller.authorize(Operation::ManageKeys, Some(project_id))?;
         require_rotation_confirmations(confirmations)?;
         let old = self.key(project_id, key_id).await?;
         let now = self.now();
@@ -200,7 +212,7 @@ impl Service {
         };
         let (secret, new_key) = self.mint(template, now);
         let old_ends_at = grace.old_key_ends_at(now, old.expires_at);
-        let event = origin.event(
+        let event = caller.event(
             now,
             AuditAction::KeyRotate,
             project_id,
@@ -240,20 +252,20 @@ impl Service {
     #[tracing::instrument(skip_all, fields(%project_id))]
     pub async fn revoke_key(
         &self,
+        caller: &Caller,
         project_id: &ProjectId,
         key_id: &str,
         reason: Option<&str>,
-        origin: &Origin,
     ) -> Result<PreviewRow, ServiceError> {
         let reason = checked_reason(reason)?;
         let details = json!({ "reason": reason });
         self.end_key(
+            caller,
             project_id,
             key_id,
             Ending::Revoke { reason },
             AuditAction::KeyRevoke,
             details,
-            origin,
         )
         .await
     }
@@ -262,34 +274,35 @@ impl Service {
     #[tracing::instrument(skip_all, fields(%project_id))]
     pub async fn expire_key(
         &self,
+        caller: &Caller,
         project_id: &ProjectId,
         key_id: &str,
-        origin: &Origin,
     ) -> Result<PreviewRow, ServiceError> {
         self.end_key(
+            caller,
             project_id,
             key_id,
             Ending::Expire,
             AuditAction::KeyExpire,
             json!({}),
-            origin,
         )
         .await
     }
 
     async fn end_key(
         &self,
+        caller: &Caller,
         project_id: &ProjectId,
         key_id: &str,
         ending: Ending,
         action: AuditAction,
         details: serde_json::Value,
-        origin: &Origin,
     ) -> Result<PreviewRow, ServiceError> {
+        caller.authorize(Operation::ManageKeys, Some(project_id))?;
         let key = self.key(project_id, key_id).await?;
         let now = self.now();
         check_can_end(&key, now)?;
-        let event = origin.event(now, action, project_id, ("key", key.id.as_str()), details);
+        let event = caller.event(now, action, project_id, ("key", key.id.as_str()), details);
         let ended = self
             .store
             .end_key(project_id, &key.id, now, &ending, &event)
@@ -309,12 +322,14 @@ impl Service {
     #[tracing::instrument(skip_all, fields(%project_id))]
     pub async fn key_usage(
         &self,
+        caller: &Caller,
         project_id: &ProjectId,
         key_id: &str,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
         granularity: Option<Granularity>,
     ) -> Result<UsageReport, ServiceError> {
+        caller.authorize(Operation::ReadProject, Some(project_id))?;
         let key = self.key(project_id, key_id).await?;
         let granularity = granularity.unwrap_or_default();
         for bound in [from, to].into_iter().flatten() {
@@ -384,18 +399,21 @@ fn checked_reason(reason: Option<&str>) -> Result<Option<String>, ServiceError> 
         return Ok(None);
     };
     if reason.chars().count() > MAX_REASON_CHARS {
-        return Err(ServiceError::InvalidRequest(format!(
-            "reason is limited to {MAX_REASON_CHARS} characters"
-        )));
+        return Err(ServiceError::field(
+            "reason",
+            format!("reason is limited to {MAX_REASON_CHARS} characters"),
+        ));
     }
     if reason.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ServiceError::InvalidRequest(
-            "reason must not contain control characters".into(),
+        return Err(ServiceError::field(
+            "reason",
+            "reason must not contain control characters",
         ));
     }
     if looks_like_secret(reason) {
-        return Err(ServiceError::InvalidRequest(
-            "reason must not contain a secret (it looks like an atk_ key or token)".into(),
+        return Err(ServiceError::field(
+            "reason",
+            "reason must not contain a secret (it looks like an atk_ key or token)",
         ));
     }
     Ok(Some(reason.to_owned()))

@@ -7,6 +7,7 @@
 //! raw client strings such as names, cursors or unparsed ids could hold
 //! anything, a pasted secret included, and must not reach the log.
 
+mod accounts;
 mod audit;
 mod keys;
 mod projects;
@@ -15,6 +16,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use atk_core::Clock;
+use atk_core::access::{Access, Operation, Principal, decide};
 use atk_core::audit::{Actor, AuditAction, AuditEvent};
 use atk_core::catalog::Catalog;
 use atk_core::ids::{IdError, KeyId, ProjectId};
@@ -26,6 +28,7 @@ use atk_store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
+pub use accounts::{Accounts, ConsoleToken, NewAccount, NewSession, SignedIn};
 pub use audit::AuditPage;
 pub use keys::{CreatedKey, KeyFilter, KeyPage, RotatedKey};
 
@@ -35,10 +38,27 @@ use crate::verifier::Verifier;
 pub const MAX_PAGE: u32 = 200;
 pub const DEFAULT_PAGE: u32 = 50;
 
+/// A field of a request and what is wrong with it, so a form can show the
+/// message next to the field and the API can name it in `details.field`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
 #[derive(Debug, Error)]
 pub enum ServiceError {
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("{}", .0.message)]
+    InvalidField(FieldError),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// A sign-in with a wrong email or password (which of the two is not said).
+    #[error("the email or password is not right")]
+    InvalidCredentials,
+    #[error("{0}")]
+    RateLimited(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -52,9 +72,28 @@ pub enum ServiceError {
     Store(#[from] StoreError),
 }
 
+impl ServiceError {
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidField(FieldError {
+            field,
+            message: message.into(),
+        })
+    }
+}
+
+/// An id or name that did not parse names the field it came from.
 impl From<IdError> for ServiceError {
     fn from(error: IdError) -> Self {
-        Self::InvalidRequest(error.to_string())
+        let field = match error {
+            IdError::ProjectId(_) => "project_id",
+            IdError::KeyId => "key_id",
+            IdError::AccountId => "account_id",
+            IdError::Email => "email",
+            IdError::NameLength | IdError::NameControlCharacter | IdError::NameLooksLikeSecret => {
+                "name"
+            }
+        };
+        Self::field(field, error.to_string())
     }
 }
 
@@ -64,28 +103,36 @@ impl From<LifecycleError> for ServiceError {
     }
 }
 
-/// Who asks for a change and from where: what the audit event records.
+/// Who asks, and from where. Services decide with the domain's access rules
+/// ([`atk_core::access::decide`]) whether the principal may act, and audit
+/// events record it with the source address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    pub actor: Actor,
+pub struct Caller {
+    pub principal: Principal,
     pub source_ip: Option<IpAddr>,
 }
 
-impl Origin {
-    pub fn new(actor: Actor, source_ip: Option<IpAddr>) -> Self {
-        Self { actor, source_ip }
+impl Caller {
+    pub fn new(principal: Principal, source_ip: Option<IpAddr>) -> Self {
+        Self {
+            principal,
+            source_ip,
+        }
     }
 
     /// The `atk` command line, acting as the local operator.
     pub fn cli() -> Self {
         let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-        Self::new(
-            Actor {
-                kind: atk_core::audit::ActorType::Cli,
-                id: user,
-            },
-            None,
-        )
+        Self::new(Principal::Operator { user }, None)
+    }
+
+    /// The service itself (first-start setup).
+    pub fn system() -> Self {
+        Self::new(Principal::System, None)
+    }
+
+    pub fn actor(&self) -> Actor {
+        self.principal.actor()
     }
 
     fn event(
@@ -98,13 +145,43 @@ impl Origin {
     ) -> AuditEvent {
         AuditEvent::new(
             at,
-            self.actor.clone(),
+            self.actor(),
             action,
             project,
             target,
             self.source_ip.map(|ip| ip.to_string()),
             details,
         )
+    }
+
+    /// `Ok` when the access rules allow `operation` on `project`; a project
+    /// the caller has no standing in is "not found", as if it did not exist.
+    pub fn authorize(
+        &self,
+        operation: Operation,
+        project: Option<&ProjectId>,
+    ) -> Result<(), ServiceError> {
+        match decide(&self.principal, operation, project) {
+            Access::Allowed => Ok(()),
+            Access::Hidden => Err(ServiceError::NotFound("project")),
+            Access::Forbidden => Err(ServiceError::Forbidden(forbidden_message(operation))),
+        }
+    }
+}
+
+fn forbidden_message(operation: Operation) -> &'static str {
+    match operation {
+        Operation::CreateProject | Operation::ChangeEntitlements => {
+            "only the platform admin may do this"
+        }
+        Operation::ManageMembers => "only a project owner may manage members",
+        Operation::CreateKey(atk_core::key::KeyKind::ServiceRole) => {
+            "only a project owner or the platform admin may create service role keys"
+        }
+        Operation::CreateKey(_) | Operation::ManageKeys => {
+            "your role in this project may not manage keys"
+        }
+        Operation::ReadProject | Operation::ReadAudit => "your role may not read this project",
     }
 }
 

@@ -85,6 +85,7 @@ impl TestApp {
             database_url,
             admin_token: Some(ADMIN_TOKEN.into()),
             pepper_file: None,
+            ..Config::default()
         };
         Some(Self::spawn_with(config, dir).await)
     }

@@ -1,0 +1,112 @@
+//! The project's audit log: newest first, filter by action, paging.
+
+use askama::Template;
+use atk_core::audit::AuditAction;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::accounts::parse_project;
+use super::page::{Layout, PageError, render};
+use super::paths;
+use super::session::Console;
+use crate::http::AppState;
+use crate::service::ServiceError;
+
+const PAGE_SIZE: u32 = 50;
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    action: Option<String>,
+    cursor: Option<String>,
+}
+
+struct EventRow {
+    at: String,
+    actor: String,
+    action: &'static str,
+    target: String,
+    source_ip: String,
+    details: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+struct AuditPage {
+    layout: Layout,
+    actions: [AuditAction; AuditAction::ALL.len()],
+    selected: Option<AuditAction>,
+    events: Vec<EventRow>,
+    href: String,
+    next_href: Option<String>,
+    first_page: bool,
+}
+
+impl AuditPage {
+    fn is_selected(&self, action: &AuditAction) -> bool {
+        self.selected == Some(*action)
+    }
+}
+
+pub async fn audit_log(
+    State(state): State<AppState>,
+    console: Console,
+    Path(project_id): Path<String>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Response, PageError> {
+    let project_id = parse_project(&project_id)?;
+    let project = state
+        .service
+        .get_project(console.caller(), &project_id)
+        .await?;
+    let selected = match query.action.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            AuditAction::parse(text)
+                .ok_or_else(|| PageError::BadRequest("Choose an action from the list.".into()))?,
+        ),
+    };
+    let page = state
+        .service
+        .list_audit(
+            console.caller(),
+            &project_id,
+            selected,
+            Some(PAGE_SIZE),
+            query.cursor.as_deref(),
+        )
+        .await
+        .map_err(|error| match error {
+            ServiceError::InvalidRequest(_) => {
+                PageError::BadRequest("That page of the audit log does not exist.".into())
+            }
+            other => other.into(),
+        })?;
+    let href = paths::audit(&project_id);
+    let next_href = page.next_cursor.map(|cursor| {
+        let action = selected.map_or(String::new(), |a| format!("action={}&", a.as_str()));
+        format!("{href}?{action}cursor={cursor}")
+    });
+    render(&AuditPage {
+        layout: console
+            .layout(&state, "Audit log", Some((&project, "audit")))
+            .await?,
+        actions: AuditAction::ALL,
+        selected,
+        events: page
+            .items
+            .into_iter()
+            .map(|event| EventRow {
+                at: event.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                actor: format!("{}: {}", event.actor.kind.as_str(), event.actor.id),
+                action: event.action.as_str(),
+                target: format!("{} {}", event.target.kind, event.target.id),
+                source_ip: event.source_ip.unwrap_or_else(|| "-".into()),
+                details: event.details.to_string(),
+            })
+            .collect(),
+        href,
+        next_href,
+        first_page: query.cursor.is_none(),
+    })
+}

@@ -1,0 +1,72 @@
+//! The web console: server-rendered pages over the same services as the
+//! JSON API (the console adds pages, never a second copy of the rules).
+//! Every flow is a plain form post; `console.js` only adds conveniences
+//! (copy button, scope defaults per kind). One module per feature, plus what
+//! every page needs: `session` (cookies, CSRF), `page` (layout, HTML error
+//! pages, security headers) and `paths` (every URL, named once).
+
+mod accounts;
+mod assets;
+mod audit;
+mod chart;
+mod form;
+mod keys;
+mod page;
+pub mod paths;
+mod projects;
+mod session;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use super::AppState;
+
+/// Console settings from configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleSettings {
+    /// Mark the session cookie `Secure` (the console is served over HTTPS).
+    pub secure_cookies: bool,
+    /// Where people reach the console, for links shown to them (invites).
+    pub public_url: std::sync::Arc<str>,
+}
+
+/// Every console route, to be nested at [`paths::HOME`]. HTML errors and
+/// the security headers are this router's own; the JSON API keeps its error
+/// shape.
+pub fn router() -> Router<AppState> {
+    use paths::route;
+    Router::new()
+        .route(route::HOME, get(projects::home))
+        .route(route::STYLESHEET, get(assets::stylesheet))
+        .route(route::SCRIPT, get(assets::script))
+        .route(
+            route::SIGN_IN,
+            get(accounts::sign_in_page).post(accounts::sign_in),
+        )
+        .route(route::SIGN_OUT, post(accounts::sign_out))
+        .route(
+            route::SETUP,
+            get(accounts::setup_page).post(accounts::setup),
+        )
+        .route(
+            route::INVITE,
+            get(accounts::invite_page).post(accounts::accept_invite),
+        )
+        .route(route::PROJECT, get(projects::project_home))
+        .route(route::KEYS, get(keys::list).post(keys::create))
+        .route(route::NEW_KEY, get(keys::new_key))
+        .route(route::KEY, get(keys::detail))
+        .route(route::ROTATE, post(keys::rotate))
+        .route(route::REVOKE, post(keys::revoke))
+        .route(route::EXPIRE, post(keys::expire))
+        .route(route::ENTITLEMENTS, get(projects::entitlements))
+        .route(
+            route::MEMBERS,
+            get(accounts::members).post(accounts::invite),
+        )
+        .route(route::MEMBER_ROLE, post(accounts::set_role))
+        .route(route::AUDIT, get(audit::audit_log))
+        .fallback(page::not_found)
+        .method_not_allowed_fallback(page::method_not_allowed)
+        .layer(axum::middleware::map_response(page::security_headers))
+}

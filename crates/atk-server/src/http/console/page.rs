@@ -1,0 +1,288 @@
+//! What every console page needs: the layout (who is signed in, which
+//! project, navigation), rendering, HTML error pages and the security
+//! headers.
+
+use askama::Template;
+use atk_core::ids::ProjectId;
+use atk_core::project::Project;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::paths;
+use crate::service::ServiceError;
+
+/// The Content-Security-Policy of every console page: only our own script
+/// and stylesheet, no inline code or style, no framing, forms post only
+/// back to us.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
+
+pub async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// One entry of the project switcher.
+#[derive(Debug, Clone)]
+pub struct ProjectLink {
+    pub id: ProjectId,
+    pub name: String,
+    pub current: bool,
+}
+
+/// The part of every page around its content.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    pub title: String,
+    /// Signed in: the account's name, and the CSRF token for the sign-out form.
+    pub user: Option<UserBar>,
+    /// Inside a project: the navigation.
+    pub project: Option<ProjectNav>,
+    /// The Page Help route id of this page, when it has one.
+    pub help_route: Option<&'static str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserBar {
+    pub display_name: String,
+    pub email: String,
+    pub csrf: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProjectNav {
+    pub id: ProjectId,
+    pub name: String,
+    pub switcher: Vec<ProjectLink>,
+    /// `keys`, `entitlements`, `members` or `audit`.
+    pub active: &'static str,
+}
+
+impl ProjectNav {
+    pub fn new(project: &Project, visible: &[Project], active: &'static str) -> Self {
+        Self {
+            id: project.project_id.clone(),
+            name: project.name.to_string(),
+            switcher: visible
+                .iter()
+                .map(|p| ProjectLink {
+                    id: p.project_id.clone(),
+                    name: p.name.to_string(),
+                    current: p.project_id == project.project_id,
+                })
+                .collect(),
+            active,
+        }
+    }
+
+    pub fn keys_href(&self) -> String {
+        paths::keys(&self.id)
+    }
+    pub fn entitlements_href(&self) -> String {
+        paths::entitlements(&self.id)
+    }
+    pub fn members_href(&self) -> String {
+        paths::members(&self.id)
+    }
+    pub fn audit_href(&self) -> String {
+        paths::audit(&self.id)
+    }
+    pub fn is(&self, item: &str) -> bool {
+        self.active == item
+    }
+    pub fn current_attr(&self, item: &str) -> &'static str {
+        if self.is(item) { "page" } else { "false" }
+    }
+}
+
+impl Layout {
+    pub fn sign_in_href(&self) -> &'static str {
+        paths::SIGN_IN
+    }
+    pub fn sign_out_href(&self) -> &'static str {
+        paths::SIGN_OUT
+    }
+    pub fn stylesheet(&self) -> &'static str {
+        paths::STYLESHEET
+    }
+    pub fn script(&self) -> &'static str {
+        paths::SCRIPT
+    }
+    pub fn home(&self) -> &'static str {
+        paths::HOME
+    }
+}
+
+/// A console page that went wrong, shown as an HTML page with its status.
+#[derive(Debug)]
+pub enum PageError {
+    BadRequest(String),
+    Forbidden(String),
+    NotFound(String),
+    Conflict(String),
+    TooManyRequests(String),
+    /// The cause goes to the log only.
+    Internal(String),
+}
+
+#[derive(Template)]
+#[template(path = "console/error.html")]
+struct ErrorPage {
+    layout: Layout,
+    status: u16,
+    heading: &'static str,
+    message: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, heading, message) = match self {
+            Self::BadRequest(message) => (
+                StatusCode::BAD_REQUEST,
+                "That request was not right",
+                message,
+            ),
+            Self::Forbidden(message) => (StatusCode::FORBIDDEN, "Not allowed", message),
+            Self::NotFound(message) => (StatusCode::NOT_FOUND, "Not found", message),
+            Self::Conflict(message) => (StatusCode::CONFLICT, "Already done", message),
+            Self::TooManyRequests(message) => {
+                (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", message)
+            }
+            Self::Internal(cause) => {
+                tracing::error!(error = %cause, "console page failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The server log has the details. Try again in a moment.".to_owned(),
+                )
+            }
+        };
+        let page = ErrorPage {
+            layout: Layout {
+                title: heading.to_owned(),
+                ..Layout::default()
+            },
+            status: status.as_u16(),
+            heading,
+            message: atk_core::secret::redact_secrets(&message).into_owned(),
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, heading).into_response(),
+        }
+    }
+}
+
+impl From<ServiceError> for PageError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::InvalidRequest(message) => Self::BadRequest(message),
+            ServiceError::InvalidField(field) => Self::BadRequest(field.message),
+            ServiceError::Policy(policy) => Self::BadRequest(policy.to_string()),
+            ServiceError::Forbidden(message) => Self::Forbidden(message.to_owned()),
+            ServiceError::NotFound(what) => Self::NotFound(format!(
+                "That {what} does not exist, or you may not see it."
+            )),
+            ServiceError::Conflict(message) => Self::Conflict(message),
+            ServiceError::InvalidCredentials => Self::BadRequest(error.to_string()),
+            ServiceError::RateLimited(message) => Self::TooManyRequests(message),
+            ServiceError::Unavailable(message) => Self::Internal(message),
+            ServiceError::Store(store) => Self::Internal(format!("{store:?}")),
+        }
+    }
+}
+
+impl From<askama::Error> for PageError {
+    fn from(error: askama::Error) -> Self {
+        Self::Internal(format!("template: {error}"))
+    }
+}
+
+/// Renders a page (200).
+pub fn render(page: &impl Template) -> Result<Response, PageError> {
+    Ok(Html(page.render()?).into_response())
+}
+
+pub async fn not_found() -> PageError {
+    PageError::NotFound("There is no console page at this address.".into())
+}
+
+pub async fn method_not_allowed() -> Response {
+    let mut response =
+        PageError::BadRequest("This page does not accept that method.".into()).into_response();
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+/// Errors to show next to form fields, by field name.
+#[derive(Debug, Clone, Default)]
+pub struct FieldErrors(Vec<(&'static str, String)>);
+
+impl FieldErrors {
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map(|(_, message)| message.as_str())
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.get(field).is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
+        self.0.push((field, message.into()));
+    }
+
+    /// The field a service error is about, or the error as a page when it
+    /// is about no field (not found, forbidden, …).
+    pub fn from_service(error: ServiceError) -> Result<Self, PageError> {
+        use atk_core::policy::PolicyError;
+        let mut errors = Self::default();
+        match error {
+            ServiceError::InvalidField(field) => errors.add(field.field, sentence(&field.message)),
+            ServiceError::Policy(policy) => {
+                let field = match policy {
+                    PolicyError::MissingConfirmations(_) => "confirmations",
+                    PolicyError::UnknownScopes(_)
+                    | PolicyError::ScopesNotAllowed { .. }
+                    | PolicyError::NoScopes(_) => "scopes",
+                };
+                errors.add(field, sentence(&policy.to_string()));
+            }
+            other => return Err(other.into()),
+        }
+        Ok(errors)
+    }
+}
+
+/// "missing confirmations: x" → "Missing confirmations: x."
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect::<String>())
+        .unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
