@@ -57,6 +57,8 @@ macro_rules! on_both_stores {
 
 pub struct TestApp {
     pub base: String,
+    /// The console setup link printed at first start.
+    pub setup_link: Option<String>,
     pub client: reqwest::Client,
     pub clock: ManualClock,
     pub config: Config,
@@ -96,6 +98,7 @@ impl TestApp {
             .await
             .expect("the application starts");
         let base = format!("http://{}", app.local_addr());
+        let setup_link = app.bootstrap.setup_link.clone();
         let (stop, stopped) = oneshot::channel();
         let server = tokio::spawn(async move {
             app.run_until(async {
@@ -106,6 +109,7 @@ impl TestApp {
         });
         Self {
             base,
+            setup_link,
             client: reqwest::Client::new(),
             clock,
             config,

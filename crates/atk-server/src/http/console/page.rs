@@ -259,13 +259,24 @@ impl FieldErrors {
         match error {
             ServiceError::InvalidField(field) => errors.add(field.field, sentence(&field.message)),
             ServiceError::Policy(policy) => {
-                let field = match policy {
-                    PolicyError::MissingConfirmations(_) => "confirmations",
-                    PolicyError::UnknownScopes(_)
-                    | PolicyError::ScopesNotAllowed { .. }
-                    | PolicyError::NoScopes(_) => "scopes",
+                let kind_name = |kind| atk_core::Catalog::get().kind(kind).name.clone();
+                let (field, message) = match &policy {
+                    PolicyError::MissingConfirmations(_) => ("confirmations", policy.to_string()),
+                    PolicyError::UnknownScopes(_) => ("scopes", policy.to_string()),
+                    PolicyError::ScopesNotAllowed { kind, scopes } => (
+                        "scopes",
+                        format!(
+                            "a {} may not carry: {}",
+                            kind_name(*kind),
+                            scopes.join(", ")
+                        ),
+                    ),
+                    PolicyError::NoScopes(kind) => (
+                        "scopes",
+                        format!("a {} needs at least one scope", kind_name(*kind)),
+                    ),
                 };
-                errors.add(field, sentence(&policy.to_string()));
+                errors.add(field, sentence(&message));
             }
             other => return Err(other.into()),
         }

@@ -1,0 +1,748 @@
+//! Console behaviour over HTTP, on SQLite and PostgreSQL: accounts, sessions,
+//! CSRF, roles, the create flow's one-time reveal and the security headers.
+//! The same flows in a real browser are in `tests/browser`.
+
+#[allow(dead_code)] // Shared with the API tests, which use the rest.
+#[path = "../api/helpers.rs"]
+mod helpers;
+
+mod client;
+
+use chrono::TimeDelta;
+use client::{
+    ConsoleClient, DEMO_KEYS, EVERY_CONFIRMATION, MEMBER_PASSWORD, OWNER_EMAIL, OWNER_PASSWORD,
+    member, owner,
+};
+use helpers::TestApp;
+use reqwest::StatusCode;
+
+on_both_stores!(
+    the_setup_link_creates_the_first_owner_once_and_is_refused_the_second_time,
+    the_session_cookie_is_http_only_and_same_site_strict_and_sign_out_ends_the_session_on_the_server,
+    a_wrong_password_is_refused_and_audited_and_the_account_is_throttled_after_five_failures,
+    a_post_without_its_csrf_token_is_refused_and_changes_nothing,
+    a_key_created_through_the_form_verifies_ok_and_a_resubmitted_form_shows_no_secret,
+    a_field_error_is_shown_next_to_its_field_and_keeps_what_was_entered,
+    a_blocked_marketing_scope_is_named_with_its_reason_in_step_three,
+    a_viewer_sees_no_mutating_controls_and_gets_403_when_posting_anyway,
+    an_admin_may_not_create_a_service_role_key_but_an_owner_may_with_the_danger_confirmation,
+    rotate_revoke_and_expire_from_key_detail_take_effect_and_are_audited,
+    an_idle_session_ends_after_two_hours,
+    invites_role_changes_and_sign_ins_are_in_the_audit_log,
+    a_member_of_one_project_cannot_see_another,
+);
+
+async fn the_setup_link_creates_the_first_owner_once_and_is_refused_the_second_time(app: TestApp) {
+    let link = app.setup_link.clone().unwrap();
+    assert!(
+        link.starts_with(&format!("{}/console/setup/", app.base)),
+        "{link}"
+    );
+    let first = owner(&app).await;
+    let keys = first.get("/console").await;
+    assert_eq!(keys.status, StatusCode::SEE_OTHER);
+    assert_eq!(keys.location(), DEMO_KEYS);
+    let page = first.get(DEMO_KEYS).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("Ana Owner"), "{}", page.text);
+
+    let second = ConsoleClient::new(&app);
+    let refused = second.get(&link).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    assert!(
+        refused
+            .text
+            .contains("This setup link has been used or has expired")
+    );
+    let form = second.get("/console/sign-in").await;
+    let again = second
+        .post(
+            &link,
+            &[
+                ("csrf", &form.csrf()),
+                ("display_name", "Mallory"),
+                ("email", "mallory@example.com"),
+                ("password", "a long enough password"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.text);
+    assert!(second.cookie("atk_session").is_none());
+}
+
+async fn the_session_cookie_is_http_only_and_same_site_strict_and_sign_out_ends_the_session_on_the_server(
+    app: TestApp,
+) {
+    let owner = owner(&app).await;
+    let session_cookie = owner
+        .set_cookies
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|c| c.starts_with("atk_session="))
+        .cloned()
+        .unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(session_cookie.contains(attribute), "{session_cookie}");
+    }
+    assert!(
+        !session_cookie.contains("Secure"),
+        "plain HTTP by default: {session_cookie}"
+    );
+    let stolen = owner.cookie("atk_session").unwrap();
+
+    let page = owner.get(DEMO_KEYS).await;
+    let out = owner
+        .post("/console/sign-out", &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location(), "/console/sign-in");
+    assert!(
+        owner.cookie("atk_session").is_none(),
+        "the cookie is cleared"
+    );
+
+    // The old cookie value no longer opens anything: the session is gone
+    // from the store, not just from the browser.
+    let replay = ConsoleClient::new(&app);
+    replay.set_cookie("atk_session", &stolen);
+    let refused = replay.get(DEMO_KEYS).await;
+    assert_eq!(refused.status, StatusCode::SEE_OTHER);
+    assert_eq!(refused.location(), "/console/sign-in");
+
+    let back = ConsoleClient::new(&app);
+    let signed_in = back.sign_in(OWNER_EMAIL, OWNER_PASSWORD).await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.text
+    );
+    assert_eq!(back.get(DEMO_KEYS).await.status, StatusCode::OK);
+}
+
+async fn a_wrong_password_is_refused_and_audited_and_the_account_is_throttled_after_five_failures(
+    app: TestApp,
+) {
+    let _owner = owner(&app).await;
+    let attacker = ConsoleClient::new(&app);
+    for attempt in 1..=5 {
+        let refused = attacker
+            .sign_in(OWNER_EMAIL, "not the password at all")
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt}"
+        );
+        assert!(
+            refused
+                .text
+                .contains("That email and password do not match an account.")
+        );
+        assert!(attacker.cookie("atk_session").is_none());
+    }
+    // Even the right password is refused now, without being checked.
+    let throttled = attacker.sign_in(OWNER_EMAIL, OWNER_PASSWORD).await;
+    assert_eq!(
+        throttled.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        throttled.text
+    );
+    assert!(throttled.text.contains("Too many failed sign-ins"));
+    assert!(attacker.cookie("atk_session").is_none());
+    // An unknown account answers exactly like a wrong password.
+    let unknown = ConsoleClient::new(&app)
+        .sign_in("nobody@example.com", "whatever password")
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+
+    let audit = app
+        .admin_get("/v1/projects/project_identity_demo/audit?action=console.sign_in_failed")
+        .await;
+    assert_eq!(
+        audit.body["items"].as_array().unwrap().len(),
+        5,
+        "{}",
+        audit.text
+    );
+    assert_eq!(audit.body["items"][0]["source_ip"], "127.0.0.1");
+}
+
+async fn a_post_without_its_csrf_token_is_refused_and_changes_nothing(app: TestApp) {
+    let owner = owner(&app).await;
+    let form = owner.get(&format!("{DEMO_KEYS}/new")).await;
+    let nonce = form.input("form_nonce").unwrap();
+    let mut fields = vec![
+        ("form_nonce", nonce.as_str()),
+        ("name", "Forged"),
+        ("environment", "production"),
+        ("kind", "project"),
+        ("expiration", "90_days"),
+        ("scopes", "notification.send"),
+    ];
+    for confirmation in EVERY_CONFIRMATION {
+        fields.push(("confirmations", confirmation));
+    }
+    let missing = owner.post(DEMO_KEYS, &fields).await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN, "{}", missing.text);
+    assert!(missing.text.contains("security token"));
+    fields.push((
+        "csrf",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ));
+    let wrong = owner.post(DEMO_KEYS, &fields).await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let sign_out = owner.post("/console/sign-out", &[]).await;
+    assert_eq!(sign_out.status, StatusCode::FORBIDDEN);
+    // The pre-sign-in forms need their cookie-bound token too.
+    let stranger = ConsoleClient::new(&app);
+    let blind = stranger
+        .post(
+            "/console/sign-in",
+            &[("email", OWNER_EMAIL), ("password", OWNER_PASSWORD)],
+        )
+        .await;
+    assert_eq!(blind.status, StatusCode::FORBIDDEN);
+
+    let keys = app
+        .admin_get("/v1/projects/project_identity_demo/keys")
+        .await;
+    assert_eq!(
+        keys.body["items"].as_array().unwrap().len(),
+        0,
+        "{}",
+        keys.text
+    );
+}
+
+fn create_fields<'a>(name: &'a str, kind: &'a str, scopes: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+    let mut fields = vec![
+        ("name", name),
+        ("environment", "production"),
+        ("kind", kind),
+        ("expiration", "90_days"),
+    ];
+    for scope in scopes {
+        fields.push(("scopes", scope));
+    }
+    for confirmation in EVERY_CONFIRMATION {
+        fields.push(("confirmations", confirmation));
+    }
+    fields
+}
+
+async fn a_key_created_through_the_form_verifies_ok_and_a_resubmitted_form_shows_no_secret(
+    app: TestApp,
+) {
+    let owner = owner(&app).await;
+    let form = owner.get(&format!("{DEMO_KEYS}/new")).await;
+    let csrf = form.csrf();
+    let nonce = form.input("form_nonce").unwrap();
+    let mut fields = vec![("csrf", csrf.as_str()), ("form_nonce", nonce.as_str())];
+    fields.extend(create_fields(
+        "Console key",
+        "project",
+        &["notification.send"],
+    ));
+    let created = owner.post(DEMO_KEYS, &fields).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.headers["cache-control"], "no-store");
+    let secret = created.secret().expect("the reveal page holds the secret");
+    assert!(
+        created
+            .text
+            .contains("This secret is shown once. Store it securely.")
+    );
+    assert!(created.text.contains(
+        "Do not paste secrets into browser apps, mobile apps, public examples, or client bundles."
+    ));
+    assert!(created.text.contains("Generated preview row"));
+    let verified = app.verify(&secret, Some("notification.send")).await;
+    assert_eq!(verified["code"], "OK", "{verified}");
+
+    // The same form again (a reload of the post, a double click): no second
+    // key, no secret.
+    let again = owner.post(DEMO_KEYS, &fields).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    assert_eq!(again.secret(), None);
+    assert!(again.text.contains("This form was already submitted"));
+    let keys = app
+        .admin_get("/v1/projects/project_identity_demo/keys")
+        .await;
+    assert_eq!(keys.body["items"].as_array().unwrap().len(), 1);
+
+    // No later page shows it: list, detail, audit.
+    let key_id = keys.body["items"][0]["id"].as_str().unwrap();
+    for path in [DEMO_KEYS.to_owned(), format!("{DEMO_KEYS}/{key_id}")] {
+        let page = owner.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(
+            page.text.contains(&secret[secret.len() - 6..]),
+            "the preview shows on {path}"
+        );
+        assert!(!page.text.contains(&secret), "{path} shows the secret");
+    }
+    let audit = owner
+        .get("/console/projects/project_identity_demo/audit")
+        .await;
+    assert!(audit.text.contains(key_id), "the audit log names the key");
+    assert!(
+        !audit.text.contains(&secret[9..41]),
+        "no part of the secret in the audit log"
+    );
+}
+
+async fn a_field_error_is_shown_next_to_its_field_and_keeps_what_was_entered(app: TestApp) {
+    let owner = owner(&app).await;
+    let mut fields = create_fields("Reports", "analytics_read", &["notification.send"]);
+    fields.retain(|(name, _)| *name != "confirmations");
+    let refused = owner.create_key(&fields).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains(
+            r#"id="scopes-error">A Read-only Analytics Key may not carry: notification.send.<"#
+        ),
+        "{}",
+        refused.text
+    );
+    assert!(refused.text.contains(r#"name="name" value="Reports""#));
+    assert!(
+        refused
+            .text
+            .contains(r#"id="kind-analytics_read" value="analytics_read" checked"#)
+    );
+
+    let unconfirmed = owner
+        .create_key(&[
+            ("name", "Reports"),
+            ("environment", "staging"),
+            ("kind", "analytics_read"),
+            ("expiration", "30_days"),
+            ("scopes", "analytics.report.read"),
+        ])
+        .await;
+    assert_eq!(unconfirmed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        unconfirmed.text.contains(r#"id="confirmations-error">Missing confirmations: backend_only, secret_shown_once, entitlements_may_block.<"#),
+        "{}",
+        unconfirmed.text
+    );
+    assert!(
+        unconfirmed
+            .text
+            .contains(r#"<option value="staging" selected>"#)
+    );
+    assert!(
+        unconfirmed
+            .text
+            .contains(r#"id="expiration-30_days" value="30_days" checked"#)
+    );
+
+    let unnamed = owner
+        .create_key(&create_fields("   ", "project", &["qr.scan.read"]))
+        .await;
+    assert!(
+        unnamed
+            .text
+            .contains(r#"id="name-error">Name must be 1 to 100 characters after trimming.<"#),
+        "{}",
+        unnamed.text
+    );
+    let keys = app
+        .admin_get("/v1/projects/project_identity_demo/keys")
+        .await;
+    assert_eq!(keys.body["items"].as_array().unwrap().len(), 0);
+}
+
+async fn a_blocked_marketing_scope_is_named_with_its_reason_in_step_three(app: TestApp) {
+    let owner = owner(&app).await;
+    let form = owner.get(&format!("{DEMO_KEYS}/new")).await;
+    let step3 = &form.text[form.text.find("Step 3").unwrap()..form.text.find("Step 4").unwrap()];
+    assert!(
+        step3.contains("<code>marketing.campaign.send</code>: Marketing requires a plan upgrade even when a key scope is selected."),
+        "{step3}"
+    );
+    assert!(
+        !step3.contains("<code>notification.send</code>:"),
+        "{step3}"
+    );
+    // The reveal page says it again for the key that was created.
+    let created = owner
+        .create_key(&create_fields(
+            "Campaigns",
+            "project",
+            &["marketing.campaign.send", "qr.scan.read"],
+        ))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert!(
+        created
+            .text
+            .contains("<code>marketing.campaign.send</code>: Marketing requires a plan upgrade")
+    );
+}
+
+async fn a_viewer_sees_no_mutating_controls_and_gets_403_when_posting_anyway(app: TestApp) {
+    let owner = owner(&app).await;
+    let created = owner
+        .create_key(&create_fields("Shared", "project", &["qr.scan.read"]))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let keys = app
+        .admin_get("/v1/projects/project_identity_demo/keys")
+        .await;
+    let key_id = keys.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let viewer = member(&app, &owner, "viewer", "vic@example.com").await;
+    let list = viewer.get(DEMO_KEYS).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.text.contains("Shared"));
+    assert!(
+        !list.text.contains("Create key"),
+        "no create button for viewers"
+    );
+    let detail = viewer.get(&format!("{DEMO_KEYS}/{key_id}")).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    for control in ["rotate-form", "revoke-form", "expire-form"] {
+        assert!(
+            !detail.text.contains(control),
+            "{control} is shown to a viewer"
+        );
+    }
+    let members = viewer
+        .get("/console/projects/project_identity_demo/members")
+        .await;
+    assert!(!members.text.contains("Create invite link"));
+
+    let csrf = list.csrf();
+    let new_form = viewer.get(&format!("{DEMO_KEYS}/new")).await;
+    assert_eq!(new_form.status, StatusCode::FORBIDDEN);
+    let mut fields = vec![
+        ("csrf", csrf.as_str()),
+        ("form_nonce", "abcdefghijabcdefghijabcdefghij12"),
+    ];
+    fields.extend(create_fields("Sneaky", "project", &["qr.scan.read"]));
+    assert_eq!(
+        viewer.post(DEMO_KEYS, &fields).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let revoke = viewer
+        .post(
+            &format!("{DEMO_KEYS}/{key_id}/revoke"),
+            &[("csrf", &csrf), ("confirm_name", "Shared")],
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::FORBIDDEN);
+    let expire = viewer
+        .post(
+            &format!("{DEMO_KEYS}/{key_id}/expire"),
+            &[("csrf", &csrf), ("confirm_expire", "yes")],
+        )
+        .await;
+    assert_eq!(expire.status, StatusCode::FORBIDDEN);
+    let invite = viewer
+        .post(
+            "/console/projects/project_identity_demo/members",
+            &[("csrf", &csrf), ("role", "owner")],
+        )
+        .await;
+    assert_eq!(invite.status, StatusCode::FORBIDDEN);
+    let key = app
+        .admin_get(&format!("/v1/projects/project_identity_demo/keys/{key_id}"))
+        .await;
+    assert_eq!(key.body["status"], "active");
+}
+
+async fn an_admin_may_not_create_a_service_role_key_but_an_owner_may_with_the_danger_confirmation(
+    app: TestApp,
+) {
+    let owner = owner(&app).await;
+    let admin = member(&app, &owner, "admin", "adam@example.com").await;
+    let form = admin.get(&format!("{DEMO_KEYS}/new")).await;
+    assert!(
+        form.text.contains(r#"value="service_role" disabled"#),
+        "{}",
+        form.text
+    );
+    let refused = admin
+        .create_key(&create_fields("Root", "service_role", &[]))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    let allowed = admin
+        .create_key(&create_fields(
+            "Worker",
+            "backend_secret",
+            &["qr.scan.read"],
+        ))
+        .await;
+    assert_eq!(allowed.status, StatusCode::CREATED);
+
+    let mut fields = create_fields("Root", "service_role", &["access.evaluate", "qr.scan.read"]);
+    let unconfirmed = owner.create_key(&fields).await;
+    assert_eq!(unconfirmed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        unconfirmed
+            .text
+            .contains("Missing confirmations: service_role_danger."),
+        "{}",
+        unconfirmed.text
+    );
+    fields.push(("confirmations", "service_role_danger"));
+    let created = owner.create_key(&fields).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let secret = created.secret().unwrap();
+    let project = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/projects/project_identity_demo",
+            Some(&secret),
+            None,
+        )
+        .await;
+    assert_eq!(
+        project.status,
+        StatusCode::OK,
+        "the new service role key administers its project"
+    );
+}
+
+async fn rotate_revoke_and_expire_from_key_detail_take_effect_and_are_audited(app: TestApp) {
+    let owner = owner(&app).await;
+    let created = owner
+        .create_key(&create_fields("Rotating", "project", &["qr.scan.read"]))
+        .await;
+    let old_secret = created.secret().unwrap();
+    let key_id = created.key_id();
+    let detail_path = format!("{DEMO_KEYS}/{key_id}");
+
+    let detail = owner.get(&detail_path).await;
+    let csrf = detail.csrf();
+    let nonce = detail.input("form_nonce").unwrap();
+    let unconfirmed = owner
+        .post(
+            &format!("{detail_path}/rotate"),
+            &[("csrf", &csrf), ("form_nonce", &nonce), ("grace", "none")],
+        )
+        .await;
+    assert_eq!(unconfirmed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        unconfirmed
+            .text
+            .contains("Missing confirmations: secret_shown_once.")
+    );
+    let nonce = unconfirmed.input("form_nonce").unwrap();
+    let rotated = owner
+        .post(
+            &format!("{detail_path}/rotate"),
+            &[
+                ("csrf", &csrf),
+                ("form_nonce", &nonce),
+                ("grace", "none"),
+                ("confirmations", "secret_shown_once"),
+            ],
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.text);
+    let new_secret = rotated.secret().unwrap();
+    assert_ne!(new_secret, old_secret);
+    assert_eq!(app.verify(&old_secret, None).await["code"], "EXPIRED");
+    assert_eq!(
+        app.verify(&new_secret, Some("qr.scan.read")).await["code"],
+        "OK"
+    );
+
+    let new_id = rotated.key_id();
+    let new_detail = owner.get(&format!("{DEMO_KEYS}/{new_id}")).await;
+    assert!(new_detail.text.contains("Rotation chain"));
+    assert!(
+        new_detail.text.contains(&key_id),
+        "the chain links the old key"
+    );
+
+    let wrong_name = owner
+        .post(
+            &format!("{DEMO_KEYS}/{new_id}/revoke"),
+            &[
+                ("csrf", &csrf),
+                ("reason", "leaked in a log"),
+                ("confirm_name", "Rotatin"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong_name.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        wrong_name
+            .text
+            .contains("Type the key name, Rotating, to confirm."),
+        "{}",
+        wrong_name.text
+    );
+    assert!(
+        wrong_name.text.contains("leaked in a log"),
+        "the reason is kept"
+    );
+    assert_eq!(app.verify(&new_secret, None).await["code"], "OK");
+    let revoked = owner
+        .post(
+            &format!("{DEMO_KEYS}/{new_id}/revoke"),
+            &[
+                ("csrf", &csrf),
+                ("reason", "leaked in a log"),
+                ("confirm_name", "Rotating"),
+            ],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.text);
+    assert_eq!(app.verify(&new_secret, None).await["code"], "REVOKED");
+
+    let other = owner
+        .create_key(&create_fields("Expiring", "project", &["qr.scan.read"]))
+        .await;
+    let other_secret = other.secret().unwrap();
+    let other_id = other.key_id();
+    let unconfirmed = owner
+        .post(
+            &format!("{DEMO_KEYS}/{other_id}/expire"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(unconfirmed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let expired = owner
+        .post(
+            &format!("{DEMO_KEYS}/{other_id}/expire"),
+            &[("csrf", &csrf), ("confirm_expire", "yes")],
+        )
+        .await;
+    assert_eq!(expired.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.verify(&other_secret, None).await["code"], "EXPIRED");
+
+    let audit = app
+        .admin_get("/v1/projects/project_identity_demo/audit")
+        .await;
+    let actions: Vec<&str> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .take(5)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "key.expire",
+            "key.create",
+            "key.revoke",
+            "key.rotate",
+            "key.create"
+        ]
+    );
+    assert_eq!(audit.body["items"][0]["actor"]["type"], "account");
+    assert_eq!(
+        audit.body["items"][2]["details"]["reason"],
+        "leaked in a log"
+    );
+}
+
+async fn an_idle_session_ends_after_two_hours(app: TestApp) {
+    let owner = owner(&app).await;
+    app.clock.advance(TimeDelta::minutes(119));
+    assert_eq!(
+        owner.get(DEMO_KEYS).await.status,
+        StatusCode::OK,
+        "used within the idle limit"
+    );
+    app.clock.advance(TimeDelta::minutes(119));
+    assert_eq!(
+        owner.get(DEMO_KEYS).await.status,
+        StatusCode::OK,
+        "each use moves the idle limit"
+    );
+    app.clock.advance(TimeDelta::minutes(121));
+    let ended = owner.get(DEMO_KEYS).await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER);
+    assert_eq!(ended.location(), "/console/sign-in");
+}
+
+async fn invites_role_changes_and_sign_ins_are_in_the_audit_log(app: TestApp) {
+    let owner = owner(&app).await;
+    let viewer = member(&app, &owner, "viewer", "val@example.com").await;
+    let members = owner
+        .get("/console/projects/project_identity_demo/members")
+        .await;
+    assert!(members.text.contains("val@example.com"));
+    let start = members.text.find("/members/acc_").unwrap() + "/members/".len();
+    let account_id = members.text[start..start + 26].to_owned();
+    let changed = owner
+        .post(
+            &format!("/console/projects/project_identity_demo/members/{account_id}/role"),
+            &[("csrf", &members.csrf()), ("role", "admin")],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.text);
+    // The new role applies to the member's next request.
+    assert!(viewer.get(DEMO_KEYS).await.text.contains("Create key"));
+
+    let again = ConsoleClient::new(&app);
+    assert_eq!(
+        again
+            .sign_in("val@example.com", MEMBER_PASSWORD)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+
+    let audit = app
+        .admin_get("/v1/projects/project_identity_demo/audit")
+        .await;
+    let actions: Vec<&str> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &actions[..5],
+        [
+            "console.sign_in",
+            "member.role_change",
+            "account.create",
+            "member.invite",
+            "account.create"
+        ],
+        "{actions:?}"
+    );
+    assert_eq!(audit.body["items"][1]["details"]["from"], "viewer");
+    assert_eq!(audit.body["items"][1]["details"]["to"], "admin");
+    assert!(
+        !audit.text.contains("/console/invite/"),
+        "no invite link in the audit log"
+    );
+}
+
+async fn a_member_of_one_project_cannot_see_another(app: TestApp) {
+    app.create_project("project_hidden").await;
+    let owner = owner(&app).await;
+    let viewer = member(&app, &owner, "viewer", "vera@example.com").await;
+    // The first owner owns every project that existed at setup; the viewer
+    // only the one they were invited to.
+    let hidden = viewer.get("/console/projects/project_hidden/keys").await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    assert!(
+        hidden.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let keys = viewer.get(DEMO_KEYS).await;
+    assert!(!keys.text.contains("project_hidden"), "not in the switcher");
+    assert!(
+        owner.get(DEMO_KEYS).await.text.contains("project_hidden"),
+        "the owner can switch"
+    );
+}
