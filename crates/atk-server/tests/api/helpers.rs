@@ -57,7 +57,9 @@ macro_rules! on_both_stores {
 
 pub struct TestApp {
     pub base: String,
-    /// The console setup link printed at first start.
+    /// The console setup link printed at first start (the console and
+    /// browser tests use it).
+    #[allow(dead_code)]
     pub setup_link: Option<String>,
     pub client: reqwest::Client,
     pub clock: ManualClock,

@@ -224,10 +224,10 @@ pub async fn member(
     role: &str,
     email: &str,
 ) -> ConsoleClient {
-    let members = format!("/console/projects/project_identity_demo/members");
-    let page = owner.get(&members).await;
+    let members = "/console/projects/project_identity_demo/members";
+    let page = owner.get(members).await;
     let invited = owner
-        .post(&members, &[("csrf", &page.csrf()), ("role", role)])
+        .post(members, &[("csrf", &page.csrf()), ("role", role)])
         .await;
     assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.text);
     let start = invited

@@ -10,6 +10,8 @@ const HEIGHT: f64 = 200.0;
 const LEFT: f64 = 40.0;
 const BOTTOM: f64 = 24.0;
 const TOP: f64 = 8.0;
+/// Room for the last tick's label.
+const RIGHT: f64 = 48.0;
 
 /// The outcome groups a bar is stacked by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +100,7 @@ fn px(value: f64) -> String {
 impl Chart {
     pub fn new(report: &UsageReport) -> Self {
         let buckets = &report.series;
-        let plot_width = WIDTH - LEFT;
+        let plot_width = WIDTH - LEFT - RIGHT;
         let plot_height = HEIGHT - BOTTOM - TOP;
         let max = buckets.iter().map(|b| b.total).max().unwrap_or(0).max(1);
         let slot = plot_width / buckets.len().max(1) as f64;
@@ -165,7 +167,7 @@ impl Chart {
             total: report.total,
             axis_y: px(HEIGHT - BOTTOM),
             axis_x0: px(LEFT),
-            axis_x1: px(WIDTH),
+            axis_x1: px(WIDTH - RIGHT),
             max_y: px(TOP + 10.0),
             outcomes: Outcome::ALL,
             title: format!(
