@@ -12,6 +12,9 @@ pub struct Server {
     child: Child,
     /// `127.0.0.1:PORT`
     pub address: String,
+    /// What the server printed before it said where it listens (the
+    /// first-start notices: admin token, console setup link).
+    pub printed: Vec<String>,
 }
 
 impl Server {
@@ -33,10 +36,14 @@ impl Server {
         }
         let mut child = command.spawn().expect("atk serve starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
         let listening = lines
             .by_ref()
             .map_while(Result::ok)
-            .find(|line| line.contains("listening on http://"))
+            .find(|line| {
+                printed.push(line.clone());
+                line.contains("listening on http://")
+            })
             .expect("the server says where it listens");
         let address = listening
             .rsplit("http://")
@@ -46,7 +53,11 @@ impl Server {
             .to_owned();
         // Keep draining stdout so the server can never block on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Self { child, address }
+        Self {
+            child,
+            address,
+            printed,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
