@@ -21,6 +21,11 @@ document.addEventListener("DOMContentLoaded", () => {
   // history entry becomes a plain page load of the same address.
   if (document.getElementById("secret")) {
     history.replaceState(null, "", window.location.href);
+    // Should the browser keep this page for Back anyway, it keeps it
+    // without the secret.
+    window.addEventListener("pagehide", () => {
+      for (const node of document.querySelectorAll("#secret, #reveal")) node.remove();
+    });
   }
 
   const form = document.getElementById("create-key");

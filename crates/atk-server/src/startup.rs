@@ -93,7 +93,7 @@ impl Services {
 }
 
 /// What first start created and must be shown to the operator once.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Bootstrap {
     /// A newly generated admin token: print it once, it is never shown again.
     pub new_admin_token: Option<String>,
@@ -101,6 +101,24 @@ pub struct Bootstrap {
     /// While no console account exists: the one-time link that creates the
     /// first owner (valid 24 hours). Print it; it is never shown again.
     pub setup_link: Option<String>,
+}
+
+/// The admin token and the setup link are secrets: `Debug` says only
+/// whether they are there.
+impl std::fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bootstrap")
+            .field(
+                "new_admin_token",
+                &self.new_admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("demo_project_created", &self.demo_project_created)
+            .field(
+                "setup_link",
+                &self.setup_link.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 pub struct Application {
@@ -136,6 +154,7 @@ impl Application {
             source,
         })?;
         let public_url = config.public_url(bound);
+        services.accounts.prune().await?;
         let setup_link =
             services
                 .accounts

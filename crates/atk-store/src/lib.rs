@@ -246,15 +246,21 @@ pub struct Redemption<'a> {
 pub trait AccountStore: Send + Sync + std::fmt::Debug + 'static {
     async fn has_accounts(&self) -> Result<bool, StoreError>;
 
-    async fn insert_link(&self, link: &ConsoleLink) -> Result<(), StoreError>;
+    /// Stores a one-time link with its audit events, in one transaction.
+    async fn insert_link(
+        &self,
+        link: &ConsoleLink,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
 
     async fn get_link(&self, hash: &SecretHash) -> Result<Option<ConsoleLink>, StoreError>;
 
     /// Spends the link (only if it has the purpose, is unused and open at
     /// `now`) and creates the account with its roles and events in one
-    /// transaction. [`StoreError::NotFound`] when the link cannot be spent,
-    /// [`StoreError::Conflict`] when the email is taken (the link stays
-    /// unspent).
+    /// transaction. A setup link creates the first owner only: once one
+    /// exists, every setup link is spent. [`StoreError::NotFound`] when the
+    /// link cannot be spent, [`StoreError::Conflict`] when the email is
+    /// taken (the link stays unspent).
     async fn redeem_link(&self, redemption: Redemption<'_>) -> Result<(), StoreError>;
 
     async fn find_account_by_email(
@@ -297,6 +303,16 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug + 'static {
         hash: &SecretHash,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+
+    /// Deletes what can no longer be used at `now`: ended sessions, spent
+    /// or expired links, form nonces older than `keep_nonces_since`.
+    /// Returns how many rows went.
+    async fn prune(
+        &self,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+        keep_nonces_since: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 
     /// Appends events that record no change of their own (sign-in attempts).
     async fn append_events(&self, events: &[AuditEvent]) -> Result<(), StoreError>;

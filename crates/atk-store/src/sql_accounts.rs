@@ -117,8 +117,13 @@ impl AccountStore for SqlStore {
         Ok(found > 0)
     }
 
-    async fn insert_link(&self, link: &ConsoleLink) -> Result<(), StoreError> {
+    async fn insert_link(
+        &self,
+        link: &ConsoleLink,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO console_links (token_hash, purpose, project_id, role, created_by, \
                  created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -131,9 +136,13 @@ impl AccountStore for SqlStore {
             .bind(millis(link.created_at))
             .bind(millis(link.expires_at))
             .bind(link.used_at.map(millis))
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(unique_to_conflict)?;
+            for event in events {
+                append_event!(&mut *tx, event);
+            }
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -169,6 +178,30 @@ impl AccountStore for SqlStore {
             .rows_affected();
             if spent != 1 {
                 return Err(StoreError::NotFound);
+            }
+            if redemption.purpose == LinkPurpose::Setup {
+                // One first owner, however many setup links were printed
+                // (every start without accounts prints one, on every node):
+                // the first redemption claims the setting, a later or
+                // concurrent one finds it taken, and every other open setup
+                // link is spent with it.
+                let claimed = sqlx::query(
+                    "INSERT INTO settings (name, value) VALUES ('first_owner', $1) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(account.id.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if claimed != 1 {
+                    return Err(StoreError::NotFound);
+                }
+                sqlx::query(
+                    "UPDATE console_links SET used_at = $1 WHERE purpose = 'setup' AND used_at IS NULL",
+                )
+                .bind(millis(redemption.now))
+                .execute(&mut *tx)
+                .await?;
             }
             sqlx::query(
                 "INSERT INTO accounts (id, email, display_name, password_hash, platform_admin, \
@@ -373,6 +406,40 @@ impl AccountStore for SqlStore {
             .rows_affected()
         });
         Ok(inserted == 1)
+    }
+
+    async fn prune(
+        &self,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+        keep_nonces_since: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let deleted = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let sessions = sqlx::query(
+                "DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen_at <= $2",
+            )
+            .bind(millis(now))
+            .bind(millis(idle_since))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let links = sqlx::query(
+                "DELETE FROM console_links WHERE expires_at <= $1 OR used_at IS NOT NULL",
+            )
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let nonces = sqlx::query("DELETE FROM console_form_nonces WHERE used_at < $1")
+                .bind(millis(keep_nonces_since))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            sessions + links + nonces
+        });
+        Ok(deleted)
     }
 
     async fn append_events(&self, events: &[AuditEvent]) -> Result<(), StoreError> {

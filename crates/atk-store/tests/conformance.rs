@@ -70,6 +70,9 @@ conformance!(
     sessions_are_stored_touched_forward_only_and_deleted,
     a_role_change_is_kept_with_its_audit_event,
     a_form_nonce_is_claimed_once,
+    of_several_setup_links_only_one_ever_creates_an_owner,
+    an_invite_link_is_stored_with_its_audit_event,
+    pruning_deletes_ended_sessions_spent_links_and_old_nonces_only,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -909,7 +912,7 @@ async fn a_link_is_spent_once_and_creates_the_account_with_its_roles_and_events(
     let project = demo_project(store, "accounts_one").await;
     assert!(!store.has_accounts().await.unwrap());
     let setup = link(LinkPurpose::Setup, 1, None);
-    store.insert_link(&setup).await.unwrap();
+    store.insert_link(&setup, &[]).await.unwrap();
     let owner = account("Ana@Example.com");
     let roles = [(project.clone(), Role::Owner)];
     let events = [account_event(&project, &owner)];
@@ -987,7 +990,7 @@ async fn of_two_concurrent_redemptions_of_one_link_exactly_one_succeeds(store: &
             round,
             Some((project.clone(), Role::Viewer)),
         );
-        store.insert_link(&invite).await.unwrap();
+        store.insert_link(&invite, &[]).await.unwrap();
         let first = account(&format!("a{round}@example.com"));
         let second = account(&format!("b{round}@example.com"));
         let roles = [(project.clone(), Role::Viewer)];
@@ -1010,10 +1013,17 @@ async fn of_two_concurrent_redemptions_of_one_link_exactly_one_succeeds(store: &
                 &[]
             )),
         );
+        let outcomes = [&a, &b];
         assert_eq!(
-            u8::from(a.is_ok()) + u8::from(b.is_ok()),
+            outcomes.iter().filter(|r| r.is_ok()).count(),
             1,
             "round {round}: {a:?} {b:?}"
+        );
+        assert!(
+            outcomes
+                .iter()
+                .any(|r| matches!(r, Err(StoreError::NotFound))),
+            "the loser finds the link spent, not a database error: {a:?} {b:?}"
         );
     }
     assert_eq!(store.members_of(&project).await.unwrap().len(), 20);
@@ -1022,7 +1032,7 @@ async fn of_two_concurrent_redemptions_of_one_link_exactly_one_succeeds(store: &
 async fn an_expired_link_or_one_of_another_purpose_cannot_be_redeemed(store: &SqlStore) {
     let project = demo_project(store, "accounts_expired").await;
     let invite = link(LinkPurpose::Invite, 7, Some((project.clone(), Role::Admin)));
-    store.insert_link(&invite).await.unwrap();
+    store.insert_link(&invite, &[]).await.unwrap();
     let member = account("late@example.com");
     let roles = [(project.clone(), Role::Admin)];
     let at_expiry = invite.expires_at;
@@ -1089,8 +1099,8 @@ async fn a_taken_email_leaves_the_link_unspent(store: &SqlStore) {
         4,
         Some((project.clone(), Role::Viewer)),
     );
-    store.insert_link(&first).await.unwrap();
-    store.insert_link(&second).await.unwrap();
+    store.insert_link(&first, &[]).await.unwrap();
+    store.insert_link(&second, &[]).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
     store
         .redeem_link(redemption(
@@ -1124,7 +1134,7 @@ async fn a_taken_email_leaves_the_link_unspent(store: &SqlStore) {
 async fn sessions_are_stored_touched_forward_only_and_deleted(store: &SqlStore) {
     let project = demo_project(store, "accounts_sessions").await;
     let setup = link(LinkPurpose::Setup, 5, None);
-    store.insert_link(&setup).await.unwrap();
+    store.insert_link(&setup, &[]).await.unwrap();
     let owner = account("sessions@example.com");
     store
         .redeem_link(redemption(
@@ -1170,7 +1180,7 @@ async fn a_role_change_is_kept_with_its_audit_event(store: &SqlStore) {
         6,
         Some((project.clone(), Role::Viewer)),
     );
-    store.insert_link(&invite).await.unwrap();
+    store.insert_link(&invite, &[]).await.unwrap();
     let member = account("viewer@example.com");
     store
         .redeem_link(redemption(
@@ -1223,5 +1233,201 @@ async fn a_form_nonce_is_claimed_once(store: &SqlStore) {
             .claim_form_nonce(&SecretHash([12; 32]), t0())
             .await
             .unwrap()
+    );
+}
+
+async fn of_several_setup_links_only_one_ever_creates_an_owner(store: &SqlStore) {
+    let project = demo_project(store, "accounts_setup").await;
+    // Two starts without accounts (or two nodes) printed two links; both
+    // are redeemed at once, then a third one later.
+    let links = [
+        link(LinkPurpose::Setup, 21, None),
+        link(LinkPurpose::Setup, 22, None),
+        link(LinkPurpose::Setup, 23, None),
+    ];
+    for setup in &links {
+        store.insert_link(setup, &[]).await.unwrap();
+    }
+    let roles = [(project.clone(), Role::Owner)];
+    let first = account("first@example.com");
+    let second = account("second@example.com");
+    let now = t0() + TimeDelta::minutes(1);
+    let (a, b) = tokio::join!(
+        store.redeem_link(redemption(
+            &links[0].token_hash,
+            LinkPurpose::Setup,
+            now,
+            &first,
+            &roles,
+            &[]
+        )),
+        store.redeem_link(redemption(
+            &links[1].token_hash,
+            LinkPurpose::Setup,
+            now,
+            &second,
+            &roles,
+            &[]
+        )),
+    );
+    assert_eq!(u8::from(a.is_ok()) + u8::from(b.is_ok()), 1, "{a:?} {b:?}");
+    assert!(matches!(a, Err(StoreError::NotFound)) || matches!(b, Err(StoreError::NotFound)));
+    let third = account("third@example.com");
+    assert!(matches!(
+        store
+            .redeem_link(redemption(
+                &links[2].token_hash,
+                LinkPurpose::Setup,
+                now,
+                &third,
+                &roles,
+                &[]
+            ))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.members_of(&project).await.unwrap().len(), 1);
+    let spent = store.get_link(&links[2].token_hash).await.unwrap().unwrap();
+    assert_eq!(
+        spent.used_at,
+        Some(now),
+        "the other setup links were spent with the first"
+    );
+}
+
+async fn an_invite_link_is_stored_with_its_audit_event(store: &SqlStore) {
+    let project = demo_project(store, "accounts_invite").await;
+    let invite = link(
+        LinkPurpose::Invite,
+        31,
+        Some((project.clone(), Role::Admin)),
+    );
+    let event = AuditEvent::new(
+        t0(),
+        Actor::admin(),
+        AuditAction::MemberInvite,
+        &project,
+        ("project", project.as_str()),
+        None,
+        serde_json::json!({"role": "admin"}),
+    );
+    store
+        .insert_link(&invite, std::slice::from_ref(&event))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_link(&invite.token_hash).await.unwrap(),
+        Some(invite.clone())
+    );
+    let audit = store
+        .list_audit(
+            &project,
+            &AuditQuery {
+                action: Some(AuditAction::MemberInvite),
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.items, [event]);
+    // The same link twice is a conflict, and records nothing more.
+    assert!(matches!(
+        store.insert_link(&invite, &[]).await,
+        Err(StoreError::Conflict)
+    ));
+}
+
+async fn pruning_deletes_ended_sessions_spent_links_and_old_nonces_only(store: &SqlStore) {
+    let project = demo_project(store, "accounts_prune").await;
+    let setup = link(LinkPurpose::Setup, 41, None);
+    let open_invite = link(
+        LinkPurpose::Invite,
+        42,
+        Some((project.clone(), Role::Viewer)),
+    );
+    let mut expired_invite = link(
+        LinkPurpose::Invite,
+        43,
+        Some((project.clone(), Role::Viewer)),
+    );
+    expired_invite.expires_at = t0() + TimeDelta::minutes(30);
+    for l in [&setup, &open_invite, &expired_invite] {
+        store.insert_link(l, &[]).await.unwrap();
+    }
+    let owner = account("prune@example.com");
+    store
+        .redeem_link(redemption(
+            &setup.token_hash,
+            LinkPurpose::Setup,
+            t0(),
+            &owner,
+            &[(project, Role::Owner)],
+            &[],
+        ))
+        .await
+        .unwrap();
+    let live = Session::new(
+        SecretHash([51; 32]),
+        owner.account.id.clone(),
+        t0() + TimeDelta::hours(1),
+    );
+    let idle = Session::new(SecretHash([52; 32]), owner.account.id.clone(), t0());
+    for session in [&live, &idle] {
+        store.insert_session(session).await.unwrap();
+    }
+    store
+        .claim_form_nonce(&SecretHash([61; 32]), t0())
+        .await
+        .unwrap();
+    store
+        .claim_form_nonce(&SecretHash([62; 32]), t0() + TimeDelta::hours(2))
+        .await
+        .unwrap();
+
+    let now = t0() + TimeDelta::hours(2);
+    let deleted = store
+        .prune(now, now - TimeDelta::hours(2), t0() + TimeDelta::hours(1))
+        .await
+        .unwrap();
+    // The idle session, the spent setup link, the expired invite, the old nonce.
+    assert_eq!(deleted, 4);
+    assert!(store.get_session(&live.token_hash).await.unwrap().is_some());
+    assert!(store.get_session(&idle.token_hash).await.unwrap().is_none());
+    assert!(
+        store
+            .get_link(&open_invite.token_hash)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.get_link(&setup.token_hash).await.unwrap().is_none());
+    assert!(
+        store
+            .get_link(&expired_invite.token_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store
+            .claim_form_nonce(&SecretHash([62; 32]), now)
+            .await
+            .unwrap(),
+        "a recent nonce stays"
+    );
+    assert!(
+        store
+            .claim_form_nonce(&SecretHash([61; 32]), now)
+            .await
+            .unwrap(),
+        "an old one went"
+    );
+    assert!(
+        store
+            .get_account(&owner.account.id)
+            .await
+            .unwrap()
+            .is_some()
     );
 }

@@ -21,6 +21,7 @@ use atk_store::{AccountStore, Redemption, Store, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use moka::sync::Cache;
 use serde_json::json;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::{Caller, ServiceError};
 
@@ -35,6 +36,11 @@ const THROTTLE_CAPACITY: u64 = 100_000;
 /// `last_seen_at` is written at most this often per session, so browsing
 /// the console does not mean a write per page.
 const TOUCH_EVERY: TimeDelta = TimeDelta::minutes(1);
+/// A create or rotate form resubmitted within this long is recognised as a
+/// resubmission (its nonce is kept this long).
+const FORM_NONCE_LIFETIME: TimeDelta = TimeDelta::days(7);
+/// How long a sign-in waits for a turn at Argon2 before it is told to retry.
+const HASHING_WAIT: Duration = Duration::from_secs(10);
 /// Random characters of session tokens and one-time links (about 256 bits).
 const TOKEN_CHARS: usize = 43;
 
@@ -92,6 +98,9 @@ pub struct Accounts {
     /// Verified against when an email is unknown, so a sign-in takes as
     /// long whether or not the account exists.
     decoy_hash: Arc<str>,
+    /// Argon2 runs this many at once (each holds 19 MiB for tens of
+    /// milliseconds); more requests wait their turn, briefly.
+    hashing: Arc<Semaphore>,
 }
 
 impl Accounts {
@@ -119,6 +128,9 @@ impl Accounts {
             failures_by_account: throttle(),
             failures_by_address: throttle(),
             decoy_hash: decoy.into(),
+            hashing: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            )),
         }
     }
 
@@ -130,10 +142,61 @@ impl Accounts {
         self.pepper.hash_token(token)
     }
 
+    /// A turn at Argon2, or "busy" after waiting [`HASHING_WAIT`].
+    async fn hashing_turn(&self) -> Result<SemaphorePermit<'_>, ServiceError> {
+        match tokio::time::timeout(HASHING_WAIT, self.hashing.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ServiceError::RateLimited(
+                "The server is busy checking passwords. Try again in a moment.".into(),
+            )),
+        }
+    }
+
+    /// Argon2id with the crate's defaults (19 MiB, 2 passes), on a blocking
+    /// thread so a sign-in never stalls the request workers.
+    async fn hash_password(&self, password: String) -> Result<String, ServiceError> {
+        let _turn = self.hashing_turn().await?;
+        tokio::task::spawn_blocking(move || {
+            Argon2::default()
+                .hash_password(password.as_bytes())
+                .map(|hash| hash.to_string())
+                .map_err(|error| {
+                    ServiceError::Unavailable(format!("password hashing failed: {error}"))
+                })
+        })
+        .await
+        .map_err(|_| ServiceError::Unavailable("password hashing failed".into()))?
+    }
+
+    async fn verify_password(&self, password: String, phc: String) -> Result<bool, ServiceError> {
+        let _turn = self.hashing_turn().await?;
+        tokio::task::spawn_blocking(move || {
+            Argon2::default()
+                .verify_password(password.as_bytes(), phc.as_str())
+                .is_ok()
+        })
+        .await
+        .map_err(|_| ServiceError::Unavailable("password check failed".into()))
+    }
+
     /// The CSRF token of a session: derived from the session token with the
     /// pepper, so it needs no storage and cannot be guessed without both.
     pub fn csrf_token(&self, session_token: &str) -> String {
         hex::encode(self.hash(&format!("csrf:{session_token}")).0)
+    }
+
+    /// Deletes ended sessions, spent or expired links and old form nonces.
+    /// Run at start and after each sign-in, so the tables hold what is live.
+    pub async fn prune(&self) -> Result<u64, ServiceError> {
+        let now = self.now();
+        Ok(self
+            .store
+            .prune(
+                now,
+                now - atk_core::account::SESSION_IDLE,
+                now - FORM_NONCE_LIFETIME,
+            )
+            .await?)
     }
 
     /// On a deployment without accounts: a new setup link token (valid
@@ -145,15 +208,18 @@ impl Accounts {
         let token = ConsoleToken::generate();
         let now = self.now();
         self.store
-            .insert_link(&ConsoleLink {
-                token_hash: self.hash(token.expose()),
-                purpose: LinkPurpose::Setup,
-                grant: None,
-                created_by: None,
-                created_at: now,
-                expires_at: now + SETUP_LINK_LIFETIME,
-                used_at: None,
-            })
+            .insert_link(
+                &ConsoleLink {
+                    token_hash: self.hash(token.expose()),
+                    purpose: LinkPurpose::Setup,
+                    grant: None,
+                    created_by: None,
+                    created_at: now,
+                    expires_at: now + SETUP_LINK_LIFETIME,
+                    used_at: None,
+                },
+                &[],
+            )
             .await?;
         Ok(Some(token))
     }
@@ -223,7 +289,7 @@ impl Accounts {
             created_at: now,
         };
         let record = AccountRecord {
-            password_hash: hash_password(form.password.to_owned()).await?,
+            password_hash: self.hash_password(form.password.to_owned()).await?,
             account: account.clone(),
         };
         let actor = Actor {
@@ -279,46 +345,72 @@ impl Accounts {
     }
 
     /// Checks the password; refuses (without checking) once the account or
-    /// the address has failed too often. Success and failure are audited in
-    /// every project the account belongs to.
+    /// the address has tried too often. Attempts are counted before the
+    /// check, so a burst of parallel guesses is limited like a sequence;
+    /// success resets the account's count. Success and failure are audited
+    /// in every project the account belongs to.
     pub async fn sign_in(
         &self,
         email: &str,
         password: &str,
         source_ip: Option<IpAddr>,
     ) -> Result<NewSession, ServiceError> {
-        let throttle_key = email.trim().to_lowercase();
-        let too_many_for_account = self
-            .failures_by_account
-            .get(&throttle_key)
-            .is_some_and(|failures| failures >= FAILURES_PER_ACCOUNT);
-        let too_many_for_address = source_ip
-            .and_then(|ip| self.failures_by_address.get(&ip))
-            .is_some_and(|failures| failures >= FAILURES_PER_ADDRESS);
-        if too_many_for_account || too_many_for_address {
+        // Only a well-formed email is counted per account: the key stays
+        // short (at most 254 bytes), whatever a client sends.
+        let email = Email::parse(email).ok();
+        let account_attempts = email.as_ref().map_or(0, |email| {
+            self.failures_by_account
+                .entry(email.as_str().to_owned())
+                .and_upsert_with(|entry| entry.map_or(1, |e| e.into_value().saturating_add(1)))
+                .into_value()
+        });
+        let address_attempts = source_ip.map_or(0, |ip| {
+            self.failures_by_address
+                .entry(ip)
+                .and_upsert_with(|entry| entry.map_or(1, |e| e.into_value().saturating_add(1)))
+                .into_value()
+        });
+        if account_attempts > FAILURES_PER_ACCOUNT || address_attempts > FAILURES_PER_ADDRESS {
             return Err(ServiceError::RateLimited(format!(
                 "Too many failed sign-ins. Try again in {} minutes.",
                 THROTTLE_WINDOW.as_secs() / 60
             )));
         }
-        let record = match Email::parse(email) {
-            Ok(email) => self.store.find_account_by_email(&email).await?,
-            Err(_) => None,
+        let record = match &email {
+            Some(email) => self.store.find_account_by_email(email).await?,
+            None => None,
         };
         let stored_hash = record
             .as_ref()
             .map_or_else(|| self.decoy_hash.to_string(), |r| r.password_hash.clone());
-        let matches = verify_password(password.to_owned(), stored_hash).await?;
+        let matches = self
+            .verify_password(password.to_owned(), stored_hash)
+            .await?;
         match record {
             Some(record) if matches => {
-                self.failures_by_account.invalidate(&throttle_key);
+                self.failures_by_account
+                    .invalidate(record.account.email.as_str());
+                if let Some(ip) = source_ip {
+                    // A success is not a failure: take it off the address.
+                    self.failures_by_address
+                        .entry(ip)
+                        .and_compute_with(|entry| match entry {
+                            Some(e) if e.value() > &1 => {
+                                moka::ops::compute::Op::Put(e.into_value() - 1)
+                            }
+                            _ => moka::ops::compute::Op::Remove,
+                        });
+                }
                 self.audit_sign_in(&record.account, AuditAction::ConsoleSignIn, source_ip)
                     .await?;
                 tracing::info!(account_id = %record.account.id, "console sign-in");
+                if let Err(error) = self.prune().await {
+                    // Housekeeping only: the sign-in itself succeeded.
+                    tracing::warn!(error = ?error, "pruning console sessions failed");
+                }
                 self.start_session(record.account).await
             }
             other => {
-                self.count_failure(throttle_key, source_ip);
                 if let Some(record) = other {
                     self.audit_sign_in(
                         &record.account,
@@ -330,17 +422,6 @@ impl Accounts {
                 tracing::info!("console sign-in failed");
                 Err(ServiceError::InvalidCredentials)
             }
-        }
-    }
-
-    fn count_failure(&self, throttle_key: String, source_ip: Option<IpAddr>) {
-        self.failures_by_account
-            .entry(throttle_key)
-            .and_upsert_with(|entry| entry.map_or(1, |e| e.into_value() + 1));
-        if let Some(ip) = source_ip {
-            self.failures_by_address
-                .entry(ip)
-                .and_upsert_with(|entry| entry.map_or(1, |e| e.into_value() + 1));
         }
     }
 
@@ -441,24 +522,24 @@ impl Accounts {
             _ => None,
         };
         self.store
-            .insert_link(&ConsoleLink {
-                token_hash: self.hash(token.expose()),
-                purpose: LinkPurpose::Invite,
-                grant: Some((project.clone(), role)),
-                created_by,
-                created_at: now,
-                expires_at: now + INVITE_LINK_LIFETIME,
-                used_at: None,
-            })
-            .await?;
-        self.store
-            .append_events(&[caller.event(
-                now,
-                AuditAction::MemberInvite,
-                project,
-                ("project", project.as_str()),
-                json!({ "role": role, "expires_at": now + INVITE_LINK_LIFETIME }),
-            )])
+            .insert_link(
+                &ConsoleLink {
+                    token_hash: self.hash(token.expose()),
+                    purpose: LinkPurpose::Invite,
+                    grant: Some((project.clone(), role)),
+                    created_by,
+                    created_at: now,
+                    expires_at: now + INVITE_LINK_LIFETIME,
+                    used_at: None,
+                },
+                &[caller.event(
+                    now,
+                    AuditAction::MemberInvite,
+                    project,
+                    ("project", project.as_str()),
+                    json!({ "role": role, "expires_at": now + INVITE_LINK_LIFETIME }),
+                )],
+            )
             .await?;
         Ok(token)
     }
@@ -516,27 +597,4 @@ impl Accounts {
             .await?;
         Ok(())
     }
-}
-
-/// Argon2id with the crate's defaults (19 MiB, 2 passes): a blocking
-/// thread, so a sign-in never stalls the request workers.
-async fn hash_password(password: String) -> Result<String, ServiceError> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|hash| hash.to_string())
-            .map_err(|error| ServiceError::Unavailable(format!("password hashing failed: {error}")))
-    })
-    .await
-    .map_err(|_| ServiceError::Unavailable("password hashing failed".into()))?
-}
-
-async fn verify_password(password: String, phc: String) -> Result<bool, ServiceError> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .verify_password(password.as_bytes(), phc.as_str())
-            .is_ok()
-    })
-    .await
-    .map_err(|_| ServiceError::Unavailable("password check failed".into()))
 }

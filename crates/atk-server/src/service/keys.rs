@@ -158,8 +158,9 @@ impl Service {
             None => None,
             Some(days @ 0..=3650) => Some(now + TimeDelta::days(i64::from(days))),
             Some(_) => {
-                return Err(ServiceError::InvalidRequest(
-                    "expiring_within_days must be between 0 and 3650".into(),
+                return Err(ServiceError::field(
+                    "expiring_within_days",
+                    "expiring_within_days must be between 0 and 3650",
                 ));
             }
         };
@@ -199,6 +200,10 @@ impl Service {
         caller.authorize(Operation::ManageKeys, Some(project_id))?;
         require_rotation_confirmations(confirmations)?;
         let old = self.key(project_id, key_id).await?;
+        // A rotation hands out a new secret of the old key's kind: whoever
+        // may not create that kind (an admin and a Service Role Key, say)
+        // may not rotate it either.
+        caller.authorize(Operation::CreateKey(old.kind), Some(project_id))?;
         let now = self.now();
         check_can_rotate(&old, now)?;
         let template = KeyTemplate {
@@ -257,6 +262,7 @@ impl Service {
         key_id: &str,
         reason: Option<&str>,
     ) -> Result<PreviewRow, ServiceError> {
+        caller.authorize(Operation::ManageKeys, Some(project_id))?;
         let reason = checked_reason(reason)?;
         let details = json!({ "reason": reason });
         self.end_key(
@@ -334,8 +340,9 @@ impl Service {
         let granularity = granularity.unwrap_or_default();
         for bound in [from, to].into_iter().flatten() {
             if !(usage_epoch()..=usage_end()).contains(&bound) {
-                return Err(ServiceError::InvalidRequest(
-                    "from and to must lie between 1970 and 9999".into(),
+                return Err(ServiceError::field(
+                    if Some(bound) == from { "from" } else { "to" },
+                    "from and to must lie between 1970 and 9999",
                 ));
             }
         }
@@ -345,16 +352,17 @@ impl Service {
             Granularity::Day => to - TimeDelta::days(30),
         });
         if from >= to {
-            return Err(ServiceError::InvalidRequest(
-                "from must be before to".into(),
-            ));
+            return Err(ServiceError::field("from", "from must be before to"));
         }
         if to - from > granularity.max_window() {
-            return Err(ServiceError::InvalidRequest(format!(
-                "the window is limited to {} days for granularity {}",
-                granularity.max_window().num_days(),
-                granularity.as_str()
-            )));
+            return Err(ServiceError::field(
+                "from",
+                format!(
+                    "the window is limited to {} days for granularity {}",
+                    granularity.max_window().num_days(),
+                    granularity.as_str()
+                ),
+            ));
         }
         // Read-your-writes on this node: what it verified so far is saved
         // before the query (other nodes' counts arrive within a second).

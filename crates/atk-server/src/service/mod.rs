@@ -240,12 +240,13 @@ fn page_limit(limit: Option<u32>) -> Result<u32, ServiceError> {
     match limit {
         None => Ok(DEFAULT_PAGE),
         Some(limit @ 1..=MAX_PAGE) => Ok(limit),
-        Some(_) => Err(ServiceError::InvalidRequest(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        ))),
+        Some(_) => Err(ServiceError::field(
+            "limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        )),
     }
 }
 
 fn bad_cursor() -> ServiceError {
-    ServiceError::InvalidRequest("cursor is not one this API returned".into())
+    ServiceError::field("cursor", "cursor is not one this API returned")
 }

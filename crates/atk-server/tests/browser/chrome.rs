@@ -305,7 +305,10 @@ impl Browser {
             )
             .await
             .unwrap();
-        result.as_array().cloned().unwrap_or_default()
+        result
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("axe-core did not answer with a list: {result}"))
     }
 
     pub async fn close(mut self) {

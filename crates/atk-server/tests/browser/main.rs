@@ -550,8 +550,19 @@ async fn every_console_page_passes_the_accessibility_check_at_both_widths() {
                 .script("return document.documentElement.scrollWidth - document.documentElement.clientWidth;", vec![])
                 .await;
             if overflow.as_i64().unwrap_or(0) > 0 {
+                // Name the widest offenders, so the failure says what to fix.
+                let wide = browser
+                    .script(
+                        "return [...document.querySelectorAll('body *')]
+                           .filter(e => e.getBoundingClientRect().right > window.innerWidth
+                                        && !e.closest('.table-scroll'))
+                           .slice(0, 5)
+                           .map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className);",
+                        vec![],
+                    )
+                    .await;
                 failures.push(format!(
-                    "{name} at {label}px scrolls sideways by {overflow}px"
+                    "{name} at {label}px scrolls sideways by {overflow}px: {wide}"
                 ));
             }
             browser.screenshot(&format!("page-{name}-{label}")).await;

@@ -30,6 +30,13 @@ on_both_stores!(
     an_idle_session_ends_after_two_hours,
     invites_role_changes_and_sign_ins_are_in_the_audit_log,
     a_member_of_one_project_cannot_see_another,
+    the_platform_admin_changes_an_entitlement_and_members_only_read_them,
+    an_admin_cannot_rotate_a_service_role_key_into_a_new_secret,
+    every_console_post_refuses_a_missing_csrf_token_and_changes_nothing,
+    a_member_cannot_post_to_another_projects_pages,
+    only_owners_invite_and_change_roles,
+    a_parallel_burst_of_guesses_is_limited_like_a_sequence,
+    an_address_is_throttled_after_twenty_failures_across_accounts,
 );
 
 async fn the_setup_link_creates_the_first_owner_once_and_is_refused_the_second_time(app: TestApp) {
@@ -744,5 +751,422 @@ async fn a_member_of_one_project_cannot_see_another(app: TestApp) {
     assert!(
         owner.get(DEMO_KEYS).await.text.contains("project_hidden"),
         "the owner can switch"
+    );
+}
+
+async fn the_platform_admin_changes_an_entitlement_and_members_only_read_them(app: TestApp) {
+    let owner = owner(&app).await;
+    let created = owner
+        .create_key(&create_fields(
+            "Campaigns",
+            "project",
+            &["marketing.campaign.send"],
+        ))
+        .await;
+    let secret = created.secret().unwrap();
+    assert_eq!(
+        app.verify(&secret, Some("marketing.campaign.send")).await["code"],
+        "ENTITLEMENT_UPGRADE_REQUIRED"
+    );
+    let path = "/console/projects/project_identity_demo/entitlements";
+    let page = owner.get(path).await;
+    assert!(
+        page.text.contains(r#"id="change-marketing""#),
+        "the first owner administers the platform"
+    );
+    let bad_date = owner
+        .post(
+            &format!("{path}/marketing"),
+            &[
+                ("csrf", &page.csrf()),
+                ("status", "trial"),
+                ("trial_ends_on", "31/01/2027"),
+            ],
+        )
+        .await;
+    assert_eq!(bad_date.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad_date.text.contains(
+            r#"id="error-marketing">Enter the end of the trial as a date like 2027-01-31.<"#
+        ),
+        "{}",
+        bad_date.text
+    );
+    let not_a_trial = owner
+        .post(
+            &format!("{path}/marketing"),
+            &[
+                ("csrf", &page.csrf()),
+                ("status", "enabled"),
+                ("trial_ends_on", "2027-01-31"),
+            ],
+        )
+        .await;
+    assert!(
+        not_a_trial
+            .text
+            .contains(r#"id="error-marketing">Only a trial has an end date.<"#)
+    );
+    let enabled = owner
+        .post(
+            &format!("{path}/marketing"),
+            &[("csrf", &page.csrf()), ("status", "enabled")],
+        )
+        .await;
+    assert_eq!(enabled.status, StatusCode::SEE_OTHER, "{}", enabled.text);
+    assert_eq!(
+        app.verify(&secret, Some("marketing.campaign.send")).await["code"],
+        "OK"
+    );
+    let ended = owner
+        .post(
+            &format!("{path}/verification"),
+            &[
+                ("csrf", &page.csrf()),
+                ("status", "trial"),
+                ("trial_ends_on", "2026-06-01"),
+            ],
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER);
+    let after = owner.get(path).await;
+    assert!(
+        after
+            .text
+            .contains("Verification&#39;s trial ended on 2026-06-01 00:00 UTC"),
+        "{}",
+        after.text
+    );
+
+    let viewer = member(&app, &owner, "viewer", "vin@example.com").await;
+    let read_only = viewer.get(path).await;
+    assert_eq!(read_only.status, StatusCode::OK);
+    assert!(!read_only.text.contains(r#"id="change-marketing""#));
+    let refused = viewer
+        .post(
+            &format!("{path}/marketing"),
+            &[("csrf", &read_only.csrf()), ("status", "disabled")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.verify(&secret, Some("marketing.campaign.send")).await["code"],
+        "OK"
+    );
+    let audit = app
+        .admin_get("/v1/projects/project_identity_demo/audit?action=entitlement.update")
+        .await;
+    assert_eq!(audit.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(audit.body["items"][1]["actor"]["type"], "account");
+}
+
+async fn an_admin_cannot_rotate_a_service_role_key_into_a_new_secret(app: TestApp) {
+    let owner = owner(&app).await;
+    let mut fields = create_fields("Root", "service_role", &["qr.scan.read"]);
+    fields.push(("confirmations", "service_role_danger"));
+    let created = owner.create_key(&fields).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let detail_path = format!("{DEMO_KEYS}/{}", created.key_id());
+    let admin = member(&app, &owner, "admin", "ada@example.com").await;
+    let detail = admin.get(&detail_path).await;
+    let rotated = admin
+        .post(
+            &format!("{detail_path}/rotate"),
+            &[
+                ("csrf", &detail.csrf()),
+                ("form_nonce", &detail.input("form_nonce").unwrap()),
+                ("grace", "none"),
+                ("confirmations", "secret_shown_once"),
+            ],
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::FORBIDDEN, "{}", rotated.text);
+    assert_eq!(rotated.secret(), None);
+    let keys = app
+        .admin_get("/v1/projects/project_identity_demo/keys")
+        .await;
+    assert_eq!(
+        keys.body["items"].as_array().unwrap().len(),
+        1,
+        "no new key"
+    );
+    assert_eq!(keys.body["items"][0]["rotated_to"], serde_json::Value::Null);
+}
+
+async fn every_console_post_refuses_a_missing_csrf_token_and_changes_nothing(app: TestApp) {
+    let owner = owner(&app).await;
+    let created = owner
+        .create_key(&create_fields("Kept", "project", &["qr.scan.read"]))
+        .await;
+    let key = format!("{DEMO_KEYS}/{}", created.key_id());
+    let _viewer = member(&app, &owner, "viewer", "vee@example.com").await;
+    let members = owner
+        .get("/console/projects/project_identity_demo/members")
+        .await;
+    let start = members.text.find("/members/acc_").unwrap() + "/members/".len();
+    let me = members.text[start..start + 26].to_owned();
+    let nonce = "abcdefghijabcdefghijabcdefghij12";
+    let routes: Vec<(String, Vec<(&str, &str)>)> = vec![
+        ("/console/sign-out".into(), vec![]),
+        (DEMO_KEYS.into(), {
+            let mut f = create_fields("Forged", "project", &["qr.scan.read"]);
+            f.push(("form_nonce", nonce));
+            f
+        }),
+        (
+            format!("{key}/rotate"),
+            vec![
+                ("form_nonce", nonce),
+                ("grace", "none"),
+                ("confirmations", "secret_shown_once"),
+            ],
+        ),
+        (format!("{key}/revoke"), vec![("confirm_name", "Kept")]),
+        (format!("{key}/expire"), vec![("confirm_expire", "yes")]),
+        (
+            "/console/projects/project_identity_demo/members".into(),
+            vec![("role", "owner")],
+        ),
+        (
+            format!("/console/projects/project_identity_demo/members/{me}/role"),
+            vec![("role", "viewer")],
+        ),
+        (
+            "/console/projects/project_identity_demo/entitlements/marketing".into(),
+            vec![("status", "enabled")],
+        ),
+    ];
+    for (path, fields) in &routes {
+        let refused = owner.post(path, fields).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            refused.text
+        );
+        assert!(refused.text.contains("security token"), "{path}");
+    }
+    assert_eq!(
+        owner.get(DEMO_KEYS).await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+    let keys = app
+        .admin_get("/v1/projects/project_identity_demo/keys")
+        .await;
+    assert_eq!(keys.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(keys.body["items"][0]["status"], "active");
+    let entitlements = app
+        .admin_get("/v1/projects/project_identity_demo/entitlements")
+        .await;
+    assert!(
+        entitlements
+            .text
+            .contains(r#""product":"marketing","status":"upgrade_required""#),
+        "{}",
+        entitlements.text
+    );
+    let audit = app
+        .admin_get("/v1/projects/project_identity_demo/audit")
+        .await;
+    let actions: Vec<&str> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "account.create",
+            "member.invite",
+            "key.create",
+            "account.create",
+            "project.create"
+        ],
+        "nothing else was recorded"
+    );
+}
+
+async fn a_member_cannot_post_to_another_projects_pages(app: TestApp) {
+    app.create_project("project_other").await;
+    let owner = owner(&app).await;
+    let other = app
+        .create_key_in(
+            "project_other",
+            serde_json::json!({"scopes": ["qr.scan.read"]}),
+        )
+        .await;
+    let other_key = other.body["key"]["id"].as_str().unwrap().to_owned();
+    let admin = member(&app, &owner, "admin", "amy@example.com").await;
+    let csrf = admin.get(DEMO_KEYS).await.csrf();
+    let base = "/console/projects/project_other";
+    for (path, fields) in [
+        (
+            format!("{base}/keys"),
+            create_fields("Sneaky", "project", &["qr.scan.read"]),
+        ),
+        (
+            format!("{base}/keys/{other_key}/revoke"),
+            vec![("confirm_name", "Backend Project API Key")],
+        ),
+        (
+            format!("{base}/keys/{other_key}/expire"),
+            vec![("confirm_expire", "yes")],
+        ),
+        (format!("{base}/members"), vec![("role", "owner")]),
+    ] {
+        let mut all = vec![
+            ("csrf", csrf.as_str()),
+            ("form_nonce", "abcdefghijabcdefghijabcdefghij12"),
+        ];
+        all.extend(fields);
+        let refused = admin.post(&path, &all).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            refused.text
+        );
+    }
+    for path in [
+        format!("{base}/keys"),
+        format!("{base}/keys/{other_key}"),
+        format!("{base}/audit"),
+    ] {
+        assert_eq!(
+            admin.get(&path).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let key = app
+        .admin_get(&format!("/v1/projects/project_other/keys/{other_key}"))
+        .await;
+    assert_eq!(key.body["status"], "active");
+}
+
+async fn only_owners_invite_and_change_roles(app: TestApp) {
+    let owner = owner(&app).await;
+    let admin = member(&app, &owner, "admin", "al@example.com").await;
+    let viewer = member(&app, &owner, "viewer", "vi@example.com").await;
+    let members_path = "/console/projects/project_identity_demo/members";
+    let page = owner.get(members_path).await;
+    let start = page.text.find("/members/acc_").unwrap() + "/members/".len();
+    let someone = page.text[start..start + 26].to_owned();
+    for (who, client) in [("admin", &admin), ("viewer", &viewer)] {
+        let csrf = client.get(members_path).await.csrf();
+        let invite = client
+            .post(members_path, &[("csrf", &csrf), ("role", "owner")])
+            .await;
+        assert_eq!(invite.status, StatusCode::FORBIDDEN, "{who} invites");
+        let promote = client
+            .post(
+                &format!("{members_path}/{someone}/role"),
+                &[("csrf", &csrf), ("role", "owner")],
+            )
+            .await;
+        assert_eq!(
+            promote.status,
+            StatusCode::FORBIDDEN,
+            "{who} changes a role"
+        );
+        let bad_role = client
+            .post(members_path, &[("csrf", &csrf), ("role", "emperor")])
+            .await;
+        assert_eq!(
+            bad_role.status,
+            StatusCode::FORBIDDEN,
+            "{who}: refused before the role is read"
+        );
+    }
+    let audit = app
+        .admin_get("/v1/projects/project_identity_demo/audit?action=member.role_change")
+        .await;
+    assert_eq!(audit.body["items"].as_array().unwrap().len(), 0);
+}
+
+async fn a_parallel_burst_of_guesses_is_limited_like_a_sequence(app: TestApp) {
+    let _owner = owner(&app).await;
+    let attacker = ConsoleClient::new(&app);
+    let form = attacker.get("/console/sign-in").await;
+    let csrf = form.csrf();
+    let guesses = (0..12).map(|i| {
+        let password = format!("guess number {i} is wrong");
+        let attacker = &attacker;
+        let csrf = csrf.clone();
+        async move {
+            attacker
+                .post(
+                    "/console/sign-in",
+                    &[
+                        ("csrf", &csrf),
+                        ("email", OWNER_EMAIL),
+                        ("password", &password),
+                    ],
+                )
+                .await
+                .status
+        }
+    });
+    let statuses = futures_join_all(guesses).await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, refused), (5, 7), "{statuses:?}");
+}
+
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for future in futures {
+        set.push(Box::pin(future));
+    }
+    let mut out = Vec::with_capacity(set.len());
+    // Poll them together: all requests are in flight at once.
+    let results = std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, future) in set.iter_mut().enumerate() {
+            if out.len() <= i {
+                out.push(None);
+            }
+            if out[i].is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => out[i] = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    });
+    results.await;
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+async fn an_address_is_throttled_after_twenty_failures_across_accounts(app: TestApp) {
+    let _owner = owner(&app).await;
+    let attacker = ConsoleClient::new(&app);
+    for i in 0..20 {
+        let refused = attacker
+            .sign_in(&format!("user{i}@example.com"), "a wrong password")
+            .await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let throttled = attacker.sign_in(OWNER_EMAIL, OWNER_PASSWORD).await;
+    assert_eq!(
+        throttled.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        throttled.text
     );
 }

@@ -4,11 +4,11 @@ use askama::Template;
 use atk_core::access::{Operation, Role};
 use atk_core::account::LinkPurpose;
 use atk_core::ids::ProjectId;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::form::Form;
+use super::form::{Form, PagePath};
 use super::page::{FieldErrors, Layout, PageError, render};
 use super::paths;
 use super::session::{Console, FormGuard, clear_session_cookie, cookie, session_cookie};
@@ -194,7 +194,7 @@ async fn link_page(
 pub async fn setup_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(token): Path<String>,
+    PagePath(token): PagePath<String>,
 ) -> Result<Response, PageError> {
     link_page(&state, &headers, LinkPurpose::Setup, &token).await
 }
@@ -202,7 +202,7 @@ pub async fn setup_page(
 pub async fn invite_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(token): Path<String>,
+    PagePath(token): PagePath<String>,
 ) -> Result<Response, PageError> {
     link_page(&state, &headers, LinkPurpose::Invite, &token).await
 }
@@ -267,7 +267,7 @@ pub async fn setup(
     State(state): State<AppState>,
     SourceIp(source): SourceIp,
     headers: HeaderMap,
-    Path(token): Path<String>,
+    PagePath(token): PagePath<String>,
     form: Form,
 ) -> Result<Response, PageError> {
     redeem(&state, &headers, source, LinkPurpose::Setup, &token, &form).await
@@ -277,7 +277,7 @@ pub async fn accept_invite(
     State(state): State<AppState>,
     SourceIp(source): SourceIp,
     headers: HeaderMap,
-    Path(token): Path<String>,
+    PagePath(token): PagePath<String>,
     form: Form,
 ) -> Result<Response, PageError> {
     redeem(&state, &headers, source, LinkPurpose::Invite, &token, &form).await
@@ -356,7 +356,7 @@ async fn members_page(
 pub async fn members(
     State(state): State<AppState>,
     console: Console,
-    Path(project_id): Path<String>,
+    PagePath(project_id): PagePath<String>,
 ) -> Result<Response, PageError> {
     let project_id = parse_project(&project_id)?;
     members_page(&state, &console, &project_id, None).await
@@ -366,11 +366,14 @@ pub async fn members(
 pub async fn invite(
     State(state): State<AppState>,
     console: Console,
-    Path(project_id): Path<String>,
+    PagePath(project_id): PagePath<String>,
     form: Form,
 ) -> Result<Response, PageError> {
     console.check_csrf(&form)?;
     let project_id = parse_project(&project_id)?;
+    console
+        .caller()
+        .authorize(Operation::ManageMembers, Some(&project_id))?;
     let role = Role::parse(form.text("role"))
         .ok_or_else(|| PageError::BadRequest("Choose a role: viewer, admin or owner.".into()))?;
     let token = state
@@ -390,11 +393,14 @@ pub async fn invite(
 pub async fn set_role(
     State(state): State<AppState>,
     console: Console,
-    Path((project_id, account_id)): Path<(String, String)>,
+    PagePath((project_id, account_id)): PagePath<(String, String)>,
     form: Form,
 ) -> Result<Response, PageError> {
     console.check_csrf(&form)?;
     let project_id = parse_project(&project_id)?;
+    console
+        .caller()
+        .authorize(Operation::ManageMembers, Some(&project_id))?;
     let role = Role::parse(form.text("role"))
         .ok_or_else(|| PageError::BadRequest("Choose a role: viewer, admin or owner.".into()))?;
     state

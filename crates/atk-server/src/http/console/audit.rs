@@ -2,11 +2,12 @@
 
 use askama::Template;
 use atk_core::audit::AuditAction;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::accounts::parse_project;
+use super::form::{PagePath, PageQuery};
 use super::page::{Layout, PageError, render};
 use super::paths;
 use super::session::Console;
@@ -51,8 +52,8 @@ impl AuditPage {
 pub async fn audit_log(
     State(state): State<AppState>,
     console: Console,
-    Path(project_id): Path<String>,
-    Query(query): Query<AuditQuery>,
+    PagePath(project_id): PagePath<String>,
+    PageQuery(query): PageQuery<AuditQuery>,
 ) -> Result<Response, PageError> {
     let project_id = parse_project(&project_id)?;
     let project = state
@@ -77,7 +78,7 @@ pub async fn audit_log(
         )
         .await
         .map_err(|error| match error {
-            ServiceError::InvalidRequest(_) => {
+            ServiceError::InvalidField(_) => {
                 PageError::BadRequest("That page of the audit log does not exist.".into())
             }
             other => other.into(),

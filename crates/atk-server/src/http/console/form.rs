@@ -2,8 +2,9 @@
 //! (checkbox groups) kept, which serde's flat forms cannot express.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header;
+use axum::http::request::Parts;
 
 use super::page::PageError;
 
@@ -26,7 +27,13 @@ impl<S: Send + Sync> FromRequest<S> for Form {
         }
         let body = Bytes::from_request(request, state)
             .await
-            .map_err(|_| PageError::BadRequest("The form is too large.".into()))?;
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    PageError::PayloadTooLarge
+                } else {
+                    PageError::BadRequest("The form could not be read.".into())
+                }
+            })?;
         Ok(Self(
             form_urlencoded::parse(&body)
                 .map(|(name, value)| (name.into_owned(), value.into_owned()))
@@ -56,5 +63,38 @@ impl Form {
             .filter(|(field, _)| field == name)
             .map(|(_, value)| value.as_str())
             .collect()
+    }
+}
+
+/// A query string for a page; one it cannot read is an HTML 400, like
+/// every other console error (axum's own rejection is plain text).
+#[derive(Debug)]
+pub struct PageQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for PageQuery<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| Self(value))
+            .map_err(|_| {
+                PageError::BadRequest("This page does not understand that address's query.".into())
+            })
+    }
+}
+
+/// Path parameters of a page; ones that cannot be read name no page (404).
+#[derive(Debug)]
+pub struct PagePath<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PagePath<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| Self(value))
+            .map_err(|_| PageError::NotFound("There is no console page at this address.".into()))
     }
 }

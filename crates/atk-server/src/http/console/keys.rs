@@ -15,7 +15,7 @@ use atk_core::key::{Environment, Expiration, KeyKind, KeyStatus, PreviewRow};
 use atk_core::lifecycle::Grace;
 use atk_core::policy::{BlockedScope, Confirmation, KeyRequest, blocked_scopes};
 use atk_core::usage::Granularity;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use super::accounts::parse_project;
 use super::chart::Chart;
-use super::form::Form;
+use super::form::{Form, PagePath, PageQuery};
 use super::page::{FieldErrors, Layout, PageError, render};
 use super::paths;
 use super::projects::{ProductView, product_views};
@@ -212,8 +212,8 @@ fn parse_filter<T>(
 pub async fn list(
     State(state): State<AppState>,
     console: Console,
-    Path(project_id): Path<String>,
-    Query(query): Query<ListQuery>,
+    PagePath(project_id): PagePath<String>,
+    PageQuery(query): PageQuery<ListQuery>,
 ) -> Result<Response, PageError> {
     let project_id = parse_project(&project_id)?;
     let project = state
@@ -241,7 +241,7 @@ pub async fn list(
         .list_keys(console.caller(), &project_id, &filter)
         .await
         .map_err(|error| match error {
-            ServiceError::InvalidRequest(_) => {
+            ServiceError::InvalidField(_) => {
                 PageError::BadRequest("That page of keys does not exist.".into())
             }
             other => other.into(),
@@ -551,7 +551,7 @@ fn reasons(blocked: &[BlockedScope]) -> Vec<(String, String)> {
 pub async fn new_key(
     State(state): State<AppState>,
     console: Console,
-    Path(project_id): Path<String>,
+    PagePath(project_id): PagePath<String>,
 ) -> Result<Response, PageError> {
     let project_id = parse_project(&project_id)?;
     console
@@ -622,11 +622,16 @@ async fn claim_nonce(
 pub async fn create(
     State(state): State<AppState>,
     console: Console,
-    Path(project_id): Path<String>,
+    PagePath(project_id): PagePath<String>,
     form: Form,
 ) -> Result<Response, PageError> {
     console.check_csrf(&form)?;
     let project_id = parse_project(&project_id)?;
+    // Refuse callers who may create no key at all before reading the form;
+    // the service decides on the kind.
+    console
+        .caller()
+        .authorize(Operation::CreateKey(KeyKind::Project), Some(&project_id))?;
     let mut errors = FieldErrors::default();
     let parsed = CreateForm::parse(&form, &mut errors);
     if errors.is_empty() {
@@ -825,8 +830,8 @@ async fn detail_page(
 pub async fn detail(
     State(state): State<AppState>,
     console: Console,
-    Path((project_id, key_id)): Path<(String, String)>,
-    Query(query): Query<DetailQuery>,
+    PagePath((project_id, key_id)): PagePath<(String, String)>,
+    PageQuery(query): PageQuery<DetailQuery>,
 ) -> Result<Response, PageError> {
     let project_id = parse_project(&project_id)?;
     let by_day = query.window.as_deref() == Some("day");
@@ -845,11 +850,14 @@ pub async fn detail(
 pub async fn rotate(
     State(state): State<AppState>,
     console: Console,
-    Path((project_id, key_id)): Path<(String, String)>,
+    PagePath((project_id, key_id)): PagePath<(String, String)>,
     form: Form,
 ) -> Result<Response, PageError> {
     console.check_csrf(&form)?;
     let project_id = parse_project(&project_id)?;
+    console
+        .caller()
+        .authorize(Operation::ManageKeys, Some(&project_id))?;
     let Some(grace) = Grace::parse(form.text("grace")) else {
         let mut errors = FieldErrors::default();
         errors.add("grace", "Choose how long the old key keeps working.");
@@ -924,11 +932,14 @@ pub async fn rotate(
 pub async fn revoke(
     State(state): State<AppState>,
     console: Console,
-    Path((project_id, key_id)): Path<(String, String)>,
+    PagePath((project_id, key_id)): PagePath<(String, String)>,
     form: Form,
 ) -> Result<Response, PageError> {
     console.check_csrf(&form)?;
     let project_id = parse_project(&project_id)?;
+    console
+        .caller()
+        .authorize(Operation::ManageKeys, Some(&project_id))?;
     let key = state
         .service
         .get_key(console.caller(), &project_id, &key_id)
@@ -978,11 +989,14 @@ pub async fn revoke(
 pub async fn expire(
     State(state): State<AppState>,
     console: Console,
-    Path((project_id, key_id)): Path<(String, String)>,
+    PagePath((project_id, key_id)): PagePath<(String, String)>,
     form: Form,
 ) -> Result<Response, PageError> {
     console.check_csrf(&form)?;
     let project_id = parse_project(&project_id)?;
+    console
+        .caller()
+        .authorize(Operation::ManageKeys, Some(&project_id))?;
     if form.get("confirm_expire") != Some("yes") {
         let mut errors = FieldErrors::default();
         errors.add(

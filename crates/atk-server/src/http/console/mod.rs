@@ -60,6 +60,7 @@ pub fn router() -> Router<AppState> {
         .route(route::REVOKE, post(keys::revoke))
         .route(route::EXPIRE, post(keys::expire))
         .route(route::ENTITLEMENTS, get(projects::entitlements))
+        .route(route::ENTITLEMENT, post(projects::change_entitlement))
         .route(
             route::MEMBERS,
             get(accounts::members).post(accounts::invite),

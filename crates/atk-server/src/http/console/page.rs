@@ -134,6 +134,7 @@ pub enum PageError {
     NotFound(String),
     Conflict(String),
     TooManyRequests(String),
+    PayloadTooLarge,
     /// The cause goes to the log only.
     Internal(String),
 }
@@ -161,6 +162,14 @@ impl IntoResponse for PageError {
             Self::TooManyRequests(message) => {
                 (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", message)
             }
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too large",
+                format!(
+                    "Console forms are limited to {} KiB.",
+                    crate::http::BODY_LIMIT / 1024
+                ),
+            ),
             Self::Internal(cause) => {
                 tracing::error!(error = %cause, "console page failed");
                 (

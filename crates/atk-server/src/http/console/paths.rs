@@ -27,6 +27,7 @@ pub mod route {
     pub const REVOKE: &str = "/projects/{project_id}/keys/{key_id}/revoke";
     pub const EXPIRE: &str = "/projects/{project_id}/keys/{key_id}/expire";
     pub const ENTITLEMENTS: &str = "/projects/{project_id}/entitlements";
+    pub const ENTITLEMENT: &str = "/projects/{project_id}/entitlements/{product}";
     pub const MEMBERS: &str = "/projects/{project_id}/members";
     pub const MEMBER_ROLE: &str = "/projects/{project_id}/members/{account_id}/role";
     pub const AUDIT: &str = "/projects/{project_id}/audit";
@@ -70,6 +71,10 @@ pub fn key(project: &ProjectId, key_id: &str) -> String {
 
 pub fn entitlements(project: &ProjectId) -> String {
     format!("/console/projects/{project}/entitlements")
+}
+
+pub fn entitlement(project: &ProjectId, product: &str) -> String {
+    format!("/console/projects/{project}/entitlements/{product}")
 }
 
 pub fn members(project: &ProjectId) -> String {

@@ -2,16 +2,20 @@
 
 use askama::Template;
 use atk_core::Catalog;
+use atk_core::access::Operation;
 use atk_core::entitlement::{Entitlement, EntitlementStatus, blocks, describe};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{NaiveDate, NaiveTime};
 use serde::Deserialize;
 
 use super::accounts::parse_project;
+use super::form::{Form, PagePath, PageQuery};
 use super::page::{Layout, PageError, render};
 use super::paths;
 use super::session::Console;
 use crate::http::AppState;
+use crate::service::ServiceError;
 
 #[derive(Debug, Deserialize)]
 pub struct HomeQuery {
@@ -29,7 +33,7 @@ struct NoProjectsPage {
 pub async fn home(
     State(state): State<AppState>,
     console: Console,
-    Query(query): Query<HomeQuery>,
+    PageQuery(query): PageQuery<HomeQuery>,
 ) -> Result<Response, PageError> {
     let visible = state.service.list_projects(console.caller()).await?;
     let chosen = query
@@ -45,7 +49,7 @@ pub async fn home(
     }
 }
 
-pub async fn project_home(Path(project_id): Path<String>) -> Result<Response, PageError> {
+pub async fn project_home(PagePath(project_id): PagePath<String>) -> Result<Response, PageError> {
     let project_id = parse_project(&project_id)?;
     Ok(Redirect::to(&paths::keys(&project_id)).into_response())
 }
@@ -105,31 +109,135 @@ pub fn product_views(
 #[template(path = "console/entitlements.html")]
 struct EntitlementsPage {
     layout: Layout,
+    project_id: atk_core::ids::ProjectId,
+    csrf: String,
     products: Vec<ProductView>,
+    /// Platform admins (standing for Commerce) change entitlements here.
+    may_change: bool,
+    statuses: [EntitlementStatus; 4],
+    /// The product whose change was refused, and why.
+    error: Option<(String, String)>,
+}
+
+impl EntitlementsPage {
+    fn change_href(&self, product: &ProductView) -> String {
+        paths::entitlement(&self.project_id, &product.id)
+    }
+
+    fn error_for(&self, product: &str) -> Option<&str> {
+        self.error
+            .as_ref()
+            .filter(|(id, _)| id == product)
+            .map(|(_, message)| message.as_str())
+    }
+}
+
+impl ProductView {
+    fn has_status(&self, status: &EntitlementStatus) -> bool {
+        self.status == *status
+    }
+}
+
+async fn entitlements_page(
+    state: &AppState,
+    console: &Console,
+    project_id: &atk_core::ids::ProjectId,
+    error: Option<(String, String)>,
+) -> Result<Response, PageError> {
+    let project = state
+        .service
+        .get_project(console.caller(), project_id)
+        .await?;
+    let entitlements = state
+        .service
+        .list_entitlements(console.caller(), project_id)
+        .await?;
+    let failed = error.is_some();
+    let mut response = render(&EntitlementsPage {
+        layout: console
+            .layout(
+                state,
+                "Commerce entitlements",
+                Some((&project, "entitlements")),
+            )
+            .await?,
+        project_id: project_id.clone(),
+        csrf: console.csrf.clone(),
+        products: product_views(&entitlements, state.service.now()),
+        may_change: console
+            .caller()
+            .principal
+            .may(Operation::ChangeEntitlements, project_id),
+        statuses: [
+            EntitlementStatus::Enabled,
+            EntitlementStatus::Trial,
+            EntitlementStatus::UpgradeRequired,
+            EntitlementStatus::Disabled,
+        ],
+        error,
+    })?;
+    if failed {
+        *response.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(response)
 }
 
 pub async fn entitlements(
     State(state): State<AppState>,
     console: Console,
-    Path(project_id): Path<String>,
+    PagePath(project_id): PagePath<String>,
 ) -> Result<Response, PageError> {
     let project_id = parse_project(&project_id)?;
-    let project = state
+    entitlements_page(&state, &console, &project_id, None).await
+}
+
+/// A platform admin changes one product's entitlement (audited like the
+/// API's `PUT …/entitlements/{product}`).
+pub async fn change_entitlement(
+    State(state): State<AppState>,
+    console: Console,
+    PagePath((project_id, product)): PagePath<(String, String)>,
+    form: Form,
+) -> Result<Response, PageError> {
+    console.check_csrf(&form)?;
+    let project_id = parse_project(&project_id)?;
+    console
+        .caller()
+        .authorize(Operation::ChangeEntitlements, Some(&project_id))?;
+    let refuse = |message: &str| Some((product.clone(), message.to_owned()));
+    let Some(status) = EntitlementStatus::parse(form.text("status")) else {
+        return entitlements_page(&state, &console, &project_id, refuse("Choose a status.")).await;
+    };
+    let trial_ends_at = match form.text("trial_ends_on").trim() {
+        "" => None,
+        date => match NaiveDate::parse_from_str(date, "%Y-%m-%d") {
+            Ok(day) => Some(day.and_time(NaiveTime::MIN).and_utc()),
+            Err(_) => {
+                let message = refuse("Enter the end of the trial as a date like 2027-01-31.");
+                return entitlements_page(&state, &console, &project_id, message).await;
+            }
+        },
+    };
+    match state
         .service
-        .get_project(console.caller(), &project_id)
-        .await?;
-    let entitlements = state
-        .service
-        .list_entitlements(console.caller(), &project_id)
-        .await?;
-    render(&EntitlementsPage {
-        layout: console
-            .layout(
-                &state,
-                "Commerce entitlements",
-                Some((&project, "entitlements")),
-            )
-            .await?,
-        products: product_views(&entitlements, state.service.now()),
-    })
+        .put_entitlement(
+            console.caller(),
+            &project_id,
+            &product,
+            status,
+            trial_ends_at,
+        )
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&paths::entitlements(&project_id)).into_response()),
+        Err(ServiceError::InvalidField(field)) => {
+            let message = if field.field == "trial_ends_at" {
+                "Only a trial has an end date.".to_owned()
+            } else {
+                field.message
+            };
+            entitlements_page(&state, &console, &project_id, refuse(&message)).await
+        }
+        Err(other) => Err(other.into()),
+    }
 }
