@@ -263,6 +263,18 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug + 'static {
     /// taken (the link stays unspent).
     async fn redeem_link(&self, redemption: Redemption<'_>) -> Result<(), StoreError>;
 
+    /// Spends an open invite link and gives an existing account the role it
+    /// grants, with the events, in one transaction. [`StoreError::NotFound`]
+    /// when the link cannot be spent, [`StoreError::Conflict`] when the
+    /// account already has a role in the project (the link stays unspent).
+    async fn redeem_invite_for_account(
+        &self,
+        link_hash: &SecretHash,
+        now: DateTime<Utc>,
+        account: &AccountId,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+
     async fn find_account_by_email(
         &self,
         email: &Email,

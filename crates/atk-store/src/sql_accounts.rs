@@ -234,6 +234,50 @@ impl AccountStore for SqlStore {
         Ok(())
     }
 
+    async fn redeem_invite_for_account(
+        &self,
+        link_hash: &SecretHash,
+        now: DateTime<Utc>,
+        account: &AccountId,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // Spending first takes the row (PostgreSQL) or the write lock
+            // (SQLite): of two redemptions racing, one finds it spent.
+            let grant: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+                "UPDATE console_links SET used_at = $2 \
+                 WHERE token_hash = $1 AND purpose = 'invite' AND used_at IS NULL AND expires_at > $2 \
+                 RETURNING project_id, role",
+            )
+            .bind(link_hash.0.as_slice())
+            .bind(millis(now))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((Some(project), Some(role))) = grant else {
+                return Err(StoreError::NotFound);
+            };
+            let added = sqlx::query(
+                "INSERT INTO memberships (account_id, project_id, role) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account_id, project_id) DO NOTHING",
+            )
+            .bind(account.as_str())
+            .bind(project.as_str())
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if added != 1 {
+                return Err(StoreError::Conflict);
+            }
+            for event in events {
+                append_event!(&mut *tx, event);
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     async fn find_account_by_email(
         &self,
         email: &Email,

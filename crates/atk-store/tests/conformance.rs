@@ -73,6 +73,7 @@ conformance!(
     of_several_setup_links_only_one_ever_creates_an_owner,
     an_invite_link_is_stored_with_its_audit_event,
     pruning_deletes_ended_sessions_spent_links_and_old_nonces_only,
+    an_invite_adds_an_existing_account_to_a_project_once,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -1430,4 +1431,81 @@ async fn pruning_deletes_ended_sessions_spent_links_and_old_nonces_only(store: &
             .unwrap()
             .is_some()
     );
+}
+
+async fn an_invite_adds_an_existing_account_to_a_project_once(store: &SqlStore) {
+    let first = demo_project(store, "accounts_join_a").await;
+    let second = demo_project(store, "accounts_join_b").await;
+    let setup = link(LinkPurpose::Setup, 71, None);
+    store.insert_link(&setup, &[]).await.unwrap();
+    let member = account("joiner@example.com");
+    store
+        .redeem_link(redemption(
+            &setup.token_hash,
+            LinkPurpose::Setup,
+            t0(),
+            &member,
+            &[(first.clone(), Role::Owner)],
+            &[],
+        ))
+        .await
+        .unwrap();
+    let invite = link(
+        LinkPurpose::Invite,
+        72,
+        Some((second.clone(), Role::Viewer)),
+    );
+    store.insert_link(&invite, &[]).await.unwrap();
+    let event = account_event(&second, &member);
+    store
+        .redeem_invite_for_account(
+            &invite.token_hash,
+            t0(),
+            &member.account.id,
+            std::slice::from_ref(&event),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.roles_of(&member.account.id).await.unwrap(),
+        [(first.clone(), Role::Owner), (second.clone(), Role::Viewer)]
+    );
+    assert!(matches!(
+        store
+            .redeem_invite_for_account(&invite.token_hash, t0(), &member.account.id, &[])
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    // A second invite to a project the account is already in changes
+    // nothing and stays unspent.
+    let again = link(LinkPurpose::Invite, 73, Some((second.clone(), Role::Owner)));
+    store.insert_link(&again, &[]).await.unwrap();
+    assert!(matches!(
+        store
+            .redeem_invite_for_account(&again.token_hash, t0(), &member.account.id, &[])
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store
+            .get_link(&again.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at,
+        None
+    );
+    assert_eq!(
+        store.roles_of(&member.account.id).await.unwrap()[1],
+        (second.clone(), Role::Viewer)
+    );
+    // A setup link is not an invite.
+    let setup_again = link(LinkPurpose::Setup, 74, None);
+    store.insert_link(&setup_again, &[]).await.unwrap();
+    assert!(matches!(
+        store
+            .redeem_invite_for_account(&setup_again.token_hash, t0(), &member.account.id, &[])
+            .await,
+        Err(StoreError::NotFound)
+    ));
 }

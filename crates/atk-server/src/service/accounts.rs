@@ -268,6 +268,46 @@ impl Accounts {
             .await
     }
 
+    /// A signed-in member accepts an invite to another project with the
+    /// account they have.
+    pub async fn join_with_invite(
+        &self,
+        token: &str,
+        signed_in: &SignedIn,
+    ) -> Result<(ProjectId, Role), ServiceError> {
+        let link = self
+            .open_link(token, LinkPurpose::Invite)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Conflict("this link has been used or has expired".into())
+            })?;
+        let Some((project, role)) = link.grant else {
+            return Err(ServiceError::NotFound("invite link"));
+        };
+        let account = &signed_in.account;
+        let event = signed_in.caller.event(
+            self.now(),
+            AuditAction::MemberRoleChange,
+            &project,
+            ("account", account.id.as_str()),
+            json!({ "from": null, "to": role, "via": "invite" }),
+        );
+        match self
+            .store
+            .redeem_invite_for_account(&self.hash(token), self.now(), &account.id, &[event])
+            .await
+        {
+            Ok(()) => Ok((project, role)),
+            Err(StoreError::NotFound) => Err(ServiceError::Conflict(
+                "this link has been used or has expired".into(),
+            )),
+            Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!(
+                "you already have a role in {project}; the invite is left unused"
+            ))),
+            Err(other) => Err(other.into()),
+        }
+    }
+
     async fn redeem(
         &self,
         token: &str,

@@ -614,11 +614,26 @@ async fn every_console_page_passes_the_accessibility_check_at_both_widths() {
         browser.wait_for(marker).await;
         check(&browser, name).await;
     }
+    // The members page right after an invite: the link, shown once.
+    browser
+        .goto("/console/projects/project_identity_demo/members")
+        .await;
+    browser
+        .find("#invite-role")
+        .await
+        .select_by_value("viewer")
+        .await
+        .unwrap();
+    browser
+        .click("form.inline button.button:not(.secondary)")
+        .await;
+    browser.wait_for("#invite-link").await;
+    check(&browser, "members-invite-link").await;
     browser.goto(DEMO_KEYS).await;
     browser.click("header .user button[type=submit]").await;
     browser.wait_for("form.stack #password").await;
     check(&browser, "sign-in").await;
     browser.close().await;
-    assert_eq!(checked.len(), 11, "{checked:?}");
+    assert_eq!(checked.len(), 12, "{checked:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

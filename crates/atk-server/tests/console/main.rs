@@ -37,6 +37,7 @@ on_both_stores!(
     only_owners_invite_and_change_roles,
     a_parallel_burst_of_guesses_is_limited_like_a_sequence,
     an_address_is_throttled_after_twenty_failures_across_accounts,
+    a_member_joins_a_second_project_with_their_account_and_switches_between_them,
 );
 
 async fn the_setup_link_creates_the_first_owner_once_and_is_refused_the_second_time(app: TestApp) {
@@ -1169,4 +1170,89 @@ async fn an_address_is_throttled_after_twenty_failures_across_accounts(app: Test
         "{}",
         throttled.text
     );
+}
+
+async fn a_member_joins_a_second_project_with_their_account_and_switches_between_them(
+    app: TestApp,
+) {
+    app.create_project("project_two").await;
+    let owner = owner(&app).await;
+    let member_client = member(&app, &owner, "viewer", "mia@example.com").await;
+    let members_two = "/console/projects/project_two/members";
+    let page = owner.get(members_two).await;
+    let invited = owner
+        .post(members_two, &[("csrf", &page.csrf()), ("role", "admin")])
+        .await;
+    assert_eq!(invited.status, StatusCode::CREATED);
+    let start = invited.text.find("/console/invite/").unwrap();
+    let end = invited.text[start..].find('<').unwrap() + start;
+    let link = invited.text[start..end].to_owned();
+
+    // Signed out, the link only offers a new account.
+    let stranger = ConsoleClient::new(&app);
+    assert!(
+        !stranger
+            .get(&link)
+            .await
+            .text
+            .contains("Join with this account")
+    );
+    let blind = stranger.post(&link, &[("join", "yes")]).await;
+    assert_eq!(blind.status, StatusCode::SEE_OTHER);
+    assert_eq!(blind.location(), "/console/sign-in");
+
+    let offer = member_client.get(&link).await;
+    assert!(
+        offer
+            .text
+            .contains("You are signed in as <strong>mia@example.com</strong>"),
+        "{}",
+        offer.text
+    );
+    let join_csrf = member_client.get(DEMO_KEYS).await.csrf();
+    let forged = member_client.post(&link, &[("join", "yes")]).await;
+    assert_eq!(
+        forged.status,
+        StatusCode::FORBIDDEN,
+        "the session's CSRF token is needed"
+    );
+    let joined = member_client
+        .post(&link, &[("csrf", &join_csrf), ("join", "yes")])
+        .await;
+    assert_eq!(joined.status, StatusCode::SEE_OTHER, "{}", joined.text);
+    assert_eq!(joined.location(), "/console/projects/project_two/keys");
+    let again = member_client
+        .post(&link, &[("csrf", &join_csrf), ("join", "yes")])
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "an invite works once");
+
+    // Both projects in the switcher, each with its own role.
+    let keys = member_client.get(DEMO_KEYS).await;
+    assert!(
+        keys.text.contains(r#"<option value="project_two">"#),
+        "{}",
+        keys.text
+    );
+    assert!(
+        !keys.text.contains("Create key"),
+        "a viewer in the demo project"
+    );
+    let switched = member_client.get("/console?project=project_two").await;
+    assert_eq!(switched.location(), "/console/projects/project_two/keys");
+    let two = member_client
+        .get("/console/projects/project_two/keys")
+        .await;
+    assert!(two.text.contains("Create key"), "an admin in project_two");
+    let nowhere = member_client
+        .get("/console?project=https://evil.example")
+        .await;
+    assert_eq!(
+        nowhere.location(),
+        DEMO_KEYS,
+        "the switcher goes only to visible projects"
+    );
+    let audit = app
+        .admin_get("/v1/projects/project_two/audit?action=member.role_change")
+        .await;
+    assert_eq!(audit.body["items"][0]["details"]["via"], "invite");
 }

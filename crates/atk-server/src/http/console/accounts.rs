@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::form::{Form, PagePath};
 use super::page::{FieldErrors, Layout, PageError, render};
 use super::paths;
-use super::session::{Console, FormGuard, clear_session_cookie, cookie, session_cookie};
+use super::session::{
+    Console, FormGuard, MaybeConsole, clear_session_cookie, cookie, session_cookie,
+};
 use crate::http::AppState;
 use crate::http::auth::SourceIp;
 use crate::service::{NewAccount, NewSession, ServiceError};
@@ -37,6 +39,14 @@ struct NewAccountPage {
     display_name: String,
     email: String,
     errors: FieldErrors,
+    /// Signed in already: join with that account instead.
+    join: Option<JoinOffer>,
+}
+
+/// An invite opened by someone already signed in.
+struct JoinOffer {
+    email: String,
+    csrf: String,
 }
 
 /// Signed in: a 303 to the console with the session cookie.
@@ -150,6 +160,7 @@ fn new_account_page(
         display_name: String::new(),
         email: String::new(),
         errors: FieldErrors::default(),
+        join: None,
     }
 }
 
@@ -175,6 +186,7 @@ async fn link_page(
     headers: &HeaderMap,
     purpose: LinkPurpose,
     token: &str,
+    signed_in: Option<&Console>,
 ) -> Result<Response, PageError> {
     let link = state
         .accounts
@@ -182,29 +194,42 @@ async fn link_page(
         .await?
         .ok_or_else(|| link_refused(purpose))?;
     let guard = FormGuard::from_headers(headers);
-    let page = new_account_page(
+    let mut page = new_account_page(
         purpose,
         token,
         guard.token.clone(),
         intro(purpose, link.grant.as_ref()),
     );
+    if purpose == LinkPurpose::Invite {
+        page.join = signed_in.map(|console| JoinOffer {
+            email: console.user.account.email.to_string(),
+            csrf: console.csrf.clone(),
+        });
+    }
     Ok(guard.set_cookie(render(&page)?, state.console.secure_cookies))
 }
-
 pub async fn setup_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     PagePath(token): PagePath<String>,
 ) -> Result<Response, PageError> {
-    link_page(&state, &headers, LinkPurpose::Setup, &token).await
+    link_page(&state, &headers, LinkPurpose::Setup, &token, None).await
 }
 
 pub async fn invite_page(
     State(state): State<AppState>,
+    MaybeConsole(signed_in): MaybeConsole,
     headers: HeaderMap,
     PagePath(token): PagePath<String>,
 ) -> Result<Response, PageError> {
-    link_page(&state, &headers, LinkPurpose::Invite, &token).await
+    link_page(
+        &state,
+        &headers,
+        LinkPurpose::Invite,
+        &token,
+        signed_in.as_ref(),
+    )
+    .await
 }
 
 async fn redeem(
@@ -275,11 +300,24 @@ pub async fn setup(
 
 pub async fn accept_invite(
     State(state): State<AppState>,
+    MaybeConsole(signed_in): MaybeConsole,
     SourceIp(source): SourceIp,
     headers: HeaderMap,
     PagePath(token): PagePath<String>,
     form: Form,
 ) -> Result<Response, PageError> {
+    if form.get("join") == Some("yes") {
+        // Joining with the account already signed in.
+        let Some(console) = signed_in else {
+            return Ok(Redirect::to(paths::SIGN_IN).into_response());
+        };
+        console.check_csrf(&form)?;
+        let (project, _) = state
+            .accounts
+            .join_with_invite(&token, &console.user)
+            .await?;
+        return Ok(Redirect::to(&paths::keys(&project)).into_response());
+    }
     redeem(&state, &headers, source, LinkPurpose::Invite, &token, &form).await
 }
 

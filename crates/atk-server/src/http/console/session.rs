@@ -136,16 +136,31 @@ impl FromRequestParts<AppState> for Console {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match MaybeConsole::from_request_parts(parts, state).await? {
+            MaybeConsole(Some(console)) => Ok(console),
+            MaybeConsole(None) => Err(Redirect::to(paths::SIGN_IN).into_response()),
+        }
+    }
+}
+
+/// The signed-in user if there is one, for pages anyone may open (an invite
+/// link offers a signed-in member to join with the account they have).
+#[derive(Debug, Clone)]
+pub struct MaybeConsole(pub Option<Console>);
+
+impl FromRequestParts<AppState> for MaybeConsole {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Err(Redirect::to(paths::SIGN_IN).into_response());
+            return Ok(Self(None));
         };
         match state.accounts.session(token, source_ip(parts)).await {
-            Ok(Some(user)) => Ok(Self {
+            Ok(user) => Ok(Self(user.map(|user| Console {
                 csrf: state.accounts.csrf_token(token),
                 session_token: token.to_owned(),
                 user,
-            }),
-            Ok(None) => Err(Redirect::to(paths::SIGN_IN).into_response()),
+            }))),
             Err(error) => Err(PageError::from(error).into_response()),
         }
     }
