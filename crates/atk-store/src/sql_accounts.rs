@@ -164,6 +164,24 @@ impl AccountStore for SqlStore {
         let account = &redemption.account.account;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            if redemption.purpose == LinkPurpose::Setup {
+                // One first owner, however many setup links were printed
+                // (every start without accounts prints one, on every node).
+                // The claim comes first: a concurrent setup waits here,
+                // holding no link row, and then finds the claim taken (the
+                // other order can deadlock two setups on PostgreSQL).
+                let claimed = sqlx::query(
+                    "INSERT INTO settings (name, value) VALUES ('first_owner', $1) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(account.id.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if claimed != 1 {
+                    return Err(StoreError::NotFound);
+                }
+            }
             // The conditional UPDATE spends the link: of two redemptions
             // racing, exactly one matches the unused row.
             let spent = sqlx::query(
@@ -180,22 +198,7 @@ impl AccountStore for SqlStore {
                 return Err(StoreError::NotFound);
             }
             if redemption.purpose == LinkPurpose::Setup {
-                // One first owner, however many setup links were printed
-                // (every start without accounts prints one, on every node):
-                // the first redemption claims the setting, a later or
-                // concurrent one finds it taken, and every other open setup
-                // link is spent with it.
-                let claimed = sqlx::query(
-                    "INSERT INTO settings (name, value) VALUES ('first_owner', $1) \
-                     ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(account.id.as_str())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if claimed != 1 {
-                    return Err(StoreError::NotFound);
-                }
+                // The first owner exists now: no other setup link may work.
                 sqlx::query(
                     "UPDATE console_links SET used_at = $1 WHERE purpose = 'setup' AND used_at IS NULL",
                 )

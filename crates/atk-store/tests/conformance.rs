@@ -1253,6 +1253,14 @@ async fn of_several_setup_links_only_one_ever_creates_an_owner(store: &SqlStore)
     let first = account("first@example.com");
     let second = account("second@example.com");
     let now = t0() + TimeDelta::minutes(1);
+    // Warm the pool, so both redemptions really run at once on their own
+    // connections (with a cold pool the second waits for a connect).
+    let _ = tokio::join!(
+        store.has_accounts(),
+        store.has_accounts(),
+        store.has_accounts(),
+        store.has_accounts()
+    );
     let (a, b) = tokio::join!(
         store.redeem_link(redemption(
             &links[0].token_hash,

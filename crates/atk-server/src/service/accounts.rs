@@ -21,7 +21,7 @@ use atk_store::{AccountStore, Redemption, Store, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use moka::sync::Cache;
 use serde_json::json;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Caller, ServiceError};
 
@@ -39,6 +39,8 @@ const TOUCH_EVERY: TimeDelta = TimeDelta::minutes(1);
 /// A create or rotate form resubmitted within this long is recognised as a
 /// resubmission (its nonce is kept this long).
 const FORM_NONCE_LIFETIME: TimeDelta = TimeDelta::days(7);
+/// What a sign-in hears when every Argon2 slot stayed busy.
+const BUSY: &str = "The server is busy checking passwords. Try again in a moment.";
 /// How long a sign-in waits for a turn at Argon2 before it is told to retry.
 const HASHING_WAIT: Duration = Duration::from_secs(10);
 /// Random characters of session tokens and one-time links (about 256 bits).
@@ -142,21 +144,23 @@ impl Accounts {
         self.pepper.hash_token(token)
     }
 
-    /// A turn at Argon2, or "busy" after waiting [`HASHING_WAIT`].
-    async fn hashing_turn(&self) -> Result<SemaphorePermit<'_>, ServiceError> {
-        match tokio::time::timeout(HASHING_WAIT, self.hashing.acquire()).await {
+    /// A turn at Argon2, or "busy" after waiting [`HASHING_WAIT`]. The
+    /// permit is owned, so it moves into the blocking task and is released
+    /// when the hashing ends, not when the request does (a client that
+    /// hangs up mid-sign-in must not free its slot while Argon2 still runs).
+    async fn hashing_turn(&self) -> Result<OwnedSemaphorePermit, ServiceError> {
+        match tokio::time::timeout(HASHING_WAIT, self.hashing.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
-            _ => Err(ServiceError::RateLimited(
-                "The server is busy checking passwords. Try again in a moment.".into(),
-            )),
+            _ => Err(ServiceError::RateLimited(BUSY.into())),
         }
     }
 
     /// Argon2id with the crate's defaults (19 MiB, 2 passes), on a blocking
     /// thread so a sign-in never stalls the request workers.
     async fn hash_password(&self, password: String) -> Result<String, ServiceError> {
-        let _turn = self.hashing_turn().await?;
+        let turn = self.hashing_turn().await?;
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             Argon2::default()
                 .hash_password(password.as_bytes())
                 .map(|hash| hash.to_string())
@@ -169,8 +173,9 @@ impl Accounts {
     }
 
     async fn verify_password(&self, password: String, phc: String) -> Result<bool, ServiceError> {
-        let _turn = self.hashing_turn().await?;
+        let turn = self.hashing_turn().await?;
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             Argon2::default()
                 .verify_password(password.as_bytes(), phc.as_str())
                 .is_ok()
@@ -398,19 +403,8 @@ impl Accounts {
         // Only a well-formed email is counted per account: the key stays
         // short (at most 254 bytes), whatever a client sends.
         let email = Email::parse(email).ok();
-        let account_attempts = email.as_ref().map_or(0, |email| {
-            self.failures_by_account
-                .entry(email.as_str().to_owned())
-                .and_upsert_with(|entry| entry.map_or(1, |e| e.into_value().saturating_add(1)))
-                .into_value()
-        });
-        let address_attempts = source_ip.map_or(0, |ip| {
-            self.failures_by_address
-                .entry(ip)
-                .and_upsert_with(|entry| entry.map_or(1, |e| e.into_value().saturating_add(1)))
-                .into_value()
-        });
-        if account_attempts > FAILURES_PER_ACCOUNT || address_attempts > FAILURES_PER_ADDRESS {
+        let account_key = email.as_ref().map(|email| email.as_str().to_owned());
+        if !self.take_attempt(account_key.as_deref(), source_ip) {
             return Err(ServiceError::RateLimited(format!(
                 "Too many failed sign-ins. Try again in {} minutes.",
                 THROTTLE_WINDOW.as_secs() / 60
@@ -430,17 +424,8 @@ impl Accounts {
             Some(record) if matches => {
                 self.failures_by_account
                     .invalidate(record.account.email.as_str());
-                if let Some(ip) = source_ip {
-                    // A success is not a failure: take it off the address.
-                    self.failures_by_address
-                        .entry(ip)
-                        .and_compute_with(|entry| match entry {
-                            Some(e) if e.value() > &1 => {
-                                moka::ops::compute::Op::Put(e.into_value() - 1)
-                            }
-                            _ => moka::ops::compute::Op::Remove,
-                        });
-                }
+                // A success is not a failure: take it off the address.
+                self.give_back_attempt(None, source_ip);
                 self.audit_sign_in(&record.account, AuditAction::ConsoleSignIn, source_ip)
                     .await?;
                 tracing::info!(account_id = %record.account.id, "console sign-in");
@@ -462,6 +447,56 @@ impl Accounts {
                 tracing::info!("console sign-in failed");
                 Err(ServiceError::InvalidCredentials)
             }
+        }
+    }
+
+    /// Counts a sign-in attempt against the account and the address, or
+    /// refuses it (`false`) when either is at its limit. A refused attempt
+    /// is not counted, so it does not extend the window: an attacker cannot
+    /// keep a known account locked for longer than [`THROTTLE_WINDOW`]
+    /// after their last checked guess.
+    fn take_attempt(&self, account: Option<&str>, source_ip: Option<IpAddr>) -> bool {
+        let at_limit = account
+            .and_then(|key| self.failures_by_account.get(key))
+            .is_some_and(|n| n >= FAILURES_PER_ACCOUNT)
+            || source_ip
+                .and_then(|ip| self.failures_by_address.get(&ip))
+                .is_some_and(|n| n >= FAILURES_PER_ADDRESS);
+        if at_limit {
+            return false;
+        }
+        // Counted before the password is checked, atomically per key, so
+        // a burst of parallel guesses is limited like a sequence.
+        let account_count = account.map_or(0, |key| {
+            self.failures_by_account
+                .entry(key.to_owned())
+                .and_upsert_with(one_more)
+                .into_value()
+        });
+        let address_count = source_ip.map_or(0, |ip| {
+            self.failures_by_address
+                .entry(ip)
+                .and_upsert_with(one_more)
+                .into_value()
+        });
+        if account_count > FAILURES_PER_ACCOUNT || address_count > FAILURES_PER_ADDRESS {
+            // Lost a race at the limit: this one was not checked either.
+            self.give_back_attempt(account, source_ip);
+            return false;
+        }
+        true
+    }
+
+    fn give_back_attempt(&self, account: Option<&str>, source_ip: Option<IpAddr>) {
+        if let Some(key) = account {
+            self.failures_by_account
+                .entry(key.to_owned())
+                .and_compute_with(one_less);
+        }
+        if let Some(ip) = source_ip {
+            self.failures_by_address
+                .entry(ip)
+                .and_compute_with(one_less);
         }
     }
 
@@ -636,5 +671,18 @@ impl Accounts {
             .set_role(project, &account_id, role, &event)
             .await?;
         Ok(())
+    }
+}
+
+fn one_more<K>(entry: Option<moka::Entry<K, u32>>) -> u32 {
+    entry.map_or(1, |e| e.into_value().saturating_add(1))
+}
+
+fn one_less<K>(entry: Option<moka::Entry<K, u32>>) -> moka::ops::compute::Op<u32> {
+    use moka::ops::compute::Op;
+    match entry {
+        Some(e) if *e.value() > 1 => Op::Put(e.into_value() - 1),
+        Some(_) => Op::Remove,
+        None => Op::Nop,
     }
 }

@@ -830,7 +830,43 @@ async fn the_platform_admin_changes_an_entitlement_and_members_only_read_them(ap
         )
         .await;
     assert_eq!(ended.status, StatusCode::SEE_OTHER);
+    let far = owner
+        .post(
+            &format!("{path}/verification"),
+            &[
+                ("csrf", &page.csrf()),
+                ("status", "trial"),
+                ("trial_ends_on", "+20000-01-01"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        far.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "years past 9999 are refused"
+    );
+    let far = owner
+        .post(
+            &format!("{path}/verification"),
+            &[
+                ("csrf", &page.csrf()),
+                ("status", "trial"),
+                ("trial_ends_on", "+20000-01-01"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        far.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "years past 9999 are refused"
+    );
     let after = owner.get(path).await;
+    assert!(
+        after
+            .text
+            .contains(r#"name="trial_ends_on" value="2026-06-01""#),
+        "re-saving keeps the trial's end"
+    );
     assert!(
         after
             .text
@@ -870,12 +906,20 @@ async fn an_admin_cannot_rotate_a_service_role_key_into_a_new_secret(app: TestAp
     let detail_path = format!("{DEMO_KEYS}/{}", created.key_id());
     let admin = member(&app, &owner, "admin", "ada@example.com").await;
     let detail = admin.get(&detail_path).await;
+    assert!(
+        !detail.text.contains("rotate-form"),
+        "no rotate form for an admin here"
+    );
+    assert!(
+        detail.text.contains("revoke-form"),
+        "an admin still revokes it"
+    );
     let rotated = admin
         .post(
             &format!("{detail_path}/rotate"),
             &[
                 ("csrf", &detail.csrf()),
-                ("form_nonce", &detail.input("form_nonce").unwrap()),
+                ("form_nonce", "abcdefghijabcdefghijabcdefghij12"),
                 ("grace", "none"),
                 ("confirmations", "secret_shown_once"),
             ],

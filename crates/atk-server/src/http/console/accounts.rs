@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::form::{Form, PagePath};
-use super::page::{FieldErrors, Layout, PageError, render};
+use super::page::{FieldErrors, Layout, PageError, parse_project, render};
 use super::paths;
 use super::session::{
     Console, FormGuard, MaybeConsole, clear_session_cookie, cookie, session_cookie,
@@ -41,6 +41,7 @@ struct NewAccountPage {
     errors: FieldErrors,
     /// Signed in already: join with that account instead.
     join: Option<JoinOffer>,
+    is_invite: bool,
 }
 
 /// An invite opened by someone already signed in.
@@ -161,6 +162,7 @@ fn new_account_page(
         email: String::new(),
         errors: FieldErrors::default(),
         join: None,
+        is_invite: purpose == LinkPurpose::Invite,
     }
 }
 
@@ -407,11 +409,7 @@ pub async fn invite(
     PagePath(project_id): PagePath<String>,
     form: Form,
 ) -> Result<Response, PageError> {
-    console.check_csrf(&form)?;
-    let project_id = parse_project(&project_id)?;
-    console
-        .caller()
-        .authorize(Operation::ManageMembers, Some(&project_id))?;
+    let project_id = console.post_to(&form, &project_id, Operation::ManageMembers)?;
     let role = Role::parse(form.text("role"))
         .ok_or_else(|| PageError::BadRequest("Choose a role: viewer, admin or owner.".into()))?;
     let token = state
@@ -434,11 +432,7 @@ pub async fn set_role(
     PagePath((project_id, account_id)): PagePath<(String, String)>,
     form: Form,
 ) -> Result<Response, PageError> {
-    console.check_csrf(&form)?;
-    let project_id = parse_project(&project_id)?;
-    console
-        .caller()
-        .authorize(Operation::ManageMembers, Some(&project_id))?;
+    let project_id = console.post_to(&form, &project_id, Operation::ManageMembers)?;
     let role = Role::parse(form.text("role"))
         .ok_or_else(|| PageError::BadRequest("Choose a role: viewer, admin or owner.".into()))?;
     state
@@ -450,8 +444,4 @@ pub async fn set_role(
             other => other.into(),
         })?;
     Ok(Redirect::to(&paths::members(&project_id)).into_response())
-}
-
-pub fn parse_project(raw: &str) -> Result<ProjectId, PageError> {
-    ProjectId::parse(raw).map_err(|_| PageError::NotFound("There is no such project.".into()))
 }

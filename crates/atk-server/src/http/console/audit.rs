@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::accounts::parse_project;
 use super::form::{PagePath, PageQuery};
+use super::page::parse_project;
 use super::page::{Layout, PageError, render};
 use super::paths;
 use super::session::Console;

@@ -21,9 +21,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 
-use super::accounts::parse_project;
 use super::chart::Chart;
 use super::form::{Form, PagePath, PageQuery};
+use super::page::parse_project;
 use super::page::{FieldErrors, Layout, PageError, render};
 use super::paths;
 use super::projects::{ProductView, product_views};
@@ -625,13 +625,7 @@ pub async fn create(
     PagePath(project_id): PagePath<String>,
     form: Form,
 ) -> Result<Response, PageError> {
-    console.check_csrf(&form)?;
-    let project_id = parse_project(&project_id)?;
-    // Refuse callers who may create no key at all before reading the form;
-    // the service decides on the kind.
-    console
-        .caller()
-        .authorize(Operation::CreateKey(KeyKind::Project), Some(&project_id))?;
+    let project_id = console.post_to(&form, &project_id, Operation::CreateKey(KeyKind::Project))?;
     let mut errors = FieldErrors::default();
     let parsed = CreateForm::parse(&form, &mut errors);
     if errors.is_empty() {
@@ -707,6 +701,7 @@ struct DetailPage {
     hour_href: String,
     day_href: String,
     may_manage: bool,
+    may_rotate: bool,
     rotate_href: String,
     revoke_href: String,
     expire_href: String,
@@ -808,6 +803,11 @@ async fn detail_page(
             .caller()
             .principal
             .may(Operation::ManageKeys, project_id),
+        // Rotating hands out a new secret of the key's kind.
+        may_rotate: console
+            .caller()
+            .principal
+            .may(Operation::CreateKey(key.kind), project_id),
         rotate_href: paths::rotate(project_id, key_id),
         revoke_href: paths::revoke(project_id, key_id),
         expire_href: paths::expire(project_id, key_id),
@@ -825,6 +825,19 @@ async fn detail_page(
         *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     }
     Ok(response)
+}
+
+/// Key detail again after a refused lifecycle form, with each error next
+/// to its field (422) and the reason the user typed kept.
+async fn detail_with_errors(
+    state: &AppState,
+    console: &Console,
+    project_id: &ProjectId,
+    key_id: &str,
+    errors: FieldErrors,
+    reason: String,
+) -> Result<Response, PageError> {
+    detail_page(state, console, project_id, key_id, false, errors, reason).await
 }
 
 pub async fn detail(
@@ -853,20 +866,14 @@ pub async fn rotate(
     PagePath((project_id, key_id)): PagePath<(String, String)>,
     form: Form,
 ) -> Result<Response, PageError> {
-    console.check_csrf(&form)?;
-    let project_id = parse_project(&project_id)?;
-    console
-        .caller()
-        .authorize(Operation::ManageKeys, Some(&project_id))?;
+    let project_id = console.post_to(&form, &project_id, Operation::ManageKeys)?;
     let Some(grace) = Grace::parse(form.text("grace")) else {
-        let mut errors = FieldErrors::default();
-        errors.add("grace", "Choose how long the old key keeps working.");
-        return detail_page(
+        let errors = FieldErrors::one("grace", "Choose how long the old key keeps working.");
+        return detail_with_errors(
             &state,
             &console,
             &project_id,
             &key_id,
-            false,
             errors,
             String::new(),
         )
@@ -914,12 +921,11 @@ pub async fn rotate(
         }
         Err(error @ (ServiceError::Policy(_) | ServiceError::InvalidField(_))) => {
             let errors = FieldErrors::from_service(error)?;
-            detail_page(
+            detail_with_errors(
                 &state,
                 &console,
                 &project_id,
                 &key_id,
-                false,
                 errors,
                 String::new(),
             )
@@ -935,32 +941,18 @@ pub async fn revoke(
     PagePath((project_id, key_id)): PagePath<(String, String)>,
     form: Form,
 ) -> Result<Response, PageError> {
-    console.check_csrf(&form)?;
-    let project_id = parse_project(&project_id)?;
-    console
-        .caller()
-        .authorize(Operation::ManageKeys, Some(&project_id))?;
+    let project_id = console.post_to(&form, &project_id, Operation::ManageKeys)?;
     let key = state
         .service
         .get_key(console.caller(), &project_id, &key_id)
         .await?;
     let reason = form.text("reason").to_owned();
     if form.text("confirm_name").trim() != key.name {
-        let mut errors = FieldErrors::default();
-        errors.add(
+        let errors = FieldErrors::one(
             "confirm_name",
             format!("Type the key name, {}, to confirm.", key.name),
         );
-        return detail_page(
-            &state,
-            &console,
-            &project_id,
-            &key_id,
-            false,
-            errors,
-            reason,
-        )
-        .await;
+        return detail_with_errors(&state, &console, &project_id, &key_id, errors, reason).await;
     }
     let reason_given = (!reason.trim().is_empty()).then_some(reason.as_str());
     match state
@@ -971,16 +963,7 @@ pub async fn revoke(
         Ok(_) => Ok(Redirect::to(&paths::key(&project_id, &key_id)).into_response()),
         Err(error @ ServiceError::InvalidField(_)) => {
             let errors = FieldErrors::from_service(error)?;
-            detail_page(
-                &state,
-                &console,
-                &project_id,
-                &key_id,
-                false,
-                errors,
-                reason,
-            )
-            .await
+            detail_with_errors(&state, &console, &project_id, &key_id, errors, reason).await
         }
         Err(other) => Err(other.into()),
     }
@@ -992,23 +975,17 @@ pub async fn expire(
     PagePath((project_id, key_id)): PagePath<(String, String)>,
     form: Form,
 ) -> Result<Response, PageError> {
-    console.check_csrf(&form)?;
-    let project_id = parse_project(&project_id)?;
-    console
-        .caller()
-        .authorize(Operation::ManageKeys, Some(&project_id))?;
+    let project_id = console.post_to(&form, &project_id, Operation::ManageKeys)?;
     if form.get("confirm_expire") != Some("yes") {
-        let mut errors = FieldErrors::default();
-        errors.add(
+        let errors = FieldErrors::one(
             "confirm_expire",
             "Confirm that the key should stop working now.",
         );
-        return detail_page(
+        return detail_with_errors(
             &state,
             &console,
             &project_id,
             &key_id,
-            false,
             errors,
             String::new(),
         )

@@ -35,6 +35,12 @@ pub async fn security_headers(mut response: Response) -> Response {
     response
 }
 
+/// A project id from a console path; one that cannot be a project id
+/// names no page.
+pub fn parse_project(raw: &str) -> Result<ProjectId, PageError> {
+    ProjectId::parse(raw).map_err(|_| PageError::NotFound("There is no such project.".into()))
+}
+
 /// One entry of the project switcher.
 #[derive(Debug, Clone)]
 pub struct ProjectLink {
@@ -258,6 +264,13 @@ impl FieldErrors {
 
     pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
         self.0.push((field, message.into()));
+    }
+
+    /// One error, on one field.
+    pub fn one(field: &'static str, message: impl Into<String>) -> Self {
+        let mut errors = Self::default();
+        errors.add(field, message);
+        errors
     }
 
     /// The field a service error is about, or the error as a page when it

@@ -6,11 +6,11 @@ use atk_core::access::Operation;
 use atk_core::entitlement::{Entitlement, EntitlementStatus, blocks, describe};
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{NaiveDate, NaiveTime};
+use chrono::{Datelike, NaiveDate, NaiveTime};
 use serde::Deserialize;
 
-use super::accounts::parse_project;
 use super::form::{Form, PagePath, PageQuery};
+use super::page::parse_project;
 use super::page::{Layout, PageError, render};
 use super::paths;
 use super::session::Console;
@@ -59,6 +59,8 @@ pub struct ProductView {
     pub id: String,
     pub name: String,
     pub status: EntitlementStatus,
+    /// A trial's end as `YYYY-MM-DD` (UTC), for the change form.
+    pub trial_ends_on: String,
     pub note: String,
     pub blocks: bool,
     pub scopes: Vec<String>,
@@ -97,6 +99,10 @@ pub fn product_views(
                 id: product.id.clone(),
                 name: product.name.clone(),
                 status: entitlement.map_or(EntitlementStatus::Disabled, |e| e.status),
+                trial_ends_on: entitlement
+                    .and_then(|e| e.trial_ends_at)
+                    .map(|at| at.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default(),
                 note: describe(product, entitlement, now),
                 blocks: blocks(entitlement, now).is_some(),
                 scopes: product.actions.iter().map(|a| a.scope.clone()).collect(),
@@ -199,11 +205,7 @@ pub async fn change_entitlement(
     PagePath((project_id, product)): PagePath<(String, String)>,
     form: Form,
 ) -> Result<Response, PageError> {
-    console.check_csrf(&form)?;
-    let project_id = parse_project(&project_id)?;
-    console
-        .caller()
-        .authorize(Operation::ChangeEntitlements, Some(&project_id))?;
+    let project_id = console.post_to(&form, &project_id, Operation::ChangeEntitlements)?;
     let refuse = |message: &str| Some((product.clone(), message.to_owned()));
     let Some(status) = EntitlementStatus::parse(form.text("status")) else {
         return entitlements_page(&state, &console, &project_id, refuse("Choose a status.")).await;
@@ -211,8 +213,11 @@ pub async fn change_entitlement(
     let trial_ends_at = match form.text("trial_ends_on").trim() {
         "" => None,
         date => match NaiveDate::parse_from_str(date, "%Y-%m-%d") {
-            Ok(day) => Some(day.and_time(NaiveTime::MIN).and_utc()),
-            Err(_) => {
+            // The API's times are RFC 3339, which has four-digit years.
+            Ok(day) if (1970..=9999).contains(&day.year()) => {
+                Some(day.and_time(NaiveTime::MIN).and_utc())
+            }
+            _ => {
                 let message = refuse("Enter the end of the trial as a date like 2027-01-31.");
                 return entitlements_page(&state, &console, &project_id, message).await;
             }

@@ -9,6 +9,8 @@
 //! carrying the session; the token also covers old browsers and same-site
 //! subdomains.
 
+use atk_core::access::Operation;
+use atk_core::ids::ProjectId;
 use atk_core::project::Project;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -17,7 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use subtle::ConstantTimeEq;
 
 use super::form::Form;
-use super::page::{Layout, PageError, ProjectNav, UserBar};
+use super::page::{Layout, PageError, ProjectNav, UserBar, parse_project};
 use super::paths;
 use crate::http::AppState;
 use crate::http::auth::source_ip;
@@ -182,6 +184,22 @@ impl Console {
         } else {
             Err(csrf_refused())
         }
+    }
+
+    /// What every state-changing post inside a project checks first, in
+    /// this order: the form's CSRF token, the project id in the path, and
+    /// the caller's right to `operation` there (before any field is read,
+    /// so a refusal never depends on what the form says).
+    pub fn post_to(
+        &self,
+        form: &Form,
+        project_id: &str,
+        operation: Operation,
+    ) -> Result<ProjectId, PageError> {
+        self.check_csrf(form)?;
+        let project_id = parse_project(project_id)?;
+        self.caller().authorize(operation, Some(&project_id))?;
+        Ok(project_id)
     }
 
     /// The layout of a page, inside `project` when given.
