@@ -4,6 +4,8 @@
 
 /// Typed configuration: listen address, data dir, database, admin token, pepper.
 pub mod config;
+/// Page Help: answers about a console page from its approved sources only.
+pub mod help;
 /// The HTTP API: one module per resource over a shared state.
 pub mod http;
 /// Application services shared by HTTP and CLI: projects, entitlements, keys.

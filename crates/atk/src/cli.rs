@@ -91,6 +91,13 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Evaluate Page Help on the question sets (JSON Lines) in a folder:
+    /// per split and route, against the BM25 baseline. Needs no store.
+    HelpEval {
+        /// Folder of `*.jsonl` question sets.
+        #[arg(long, default_value = "help/eval")]
+        dir: std::path::PathBuf,
+    },
     /// Manage projects.
     #[command(subcommand)]
     Projects(ProjectsCommand),

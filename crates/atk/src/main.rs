@@ -100,8 +100,10 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let config = cli.config.to_config();
     let out = Output { json: cli.json };
-    if let Command::Serve = cli.command {
-        return serve(&config).await;
+    match cli.command {
+        Command::Serve => return serve(&config).await,
+        Command::HelpEval { dir } => return help_eval(&dir),
+        _ => {}
     }
     let services = Services::open(&config, Arc::new(SystemClock)).await?;
     let outcome = command(&services, cli.command, out).await;
@@ -116,7 +118,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
 async fn command(services: &Services, command: Command, out: Output) -> Result<ExitCode, CliError> {
     let caller = Caller::cli();
     match command {
-        Command::Serve => unreachable!("handled by run"),
+        Command::Serve | Command::HelpEval { .. } => unreachable!("handled by run"),
         Command::Migrate => {
             // `Services::open` has applied the migrations.
             out.print(&json!({"migrated": true}), || "migrations applied".into());
@@ -216,6 +218,34 @@ async fn serve(config: &atk_server::Config) -> Result<ExitCode, CliError> {
     app.run_until_stopped()
         .await
         .map_err(|error| CliError::Internal(format!("server failed: {error}")))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `atk help-eval`: every `*.jsonl` question set in `dir`, through the
+/// engine and the baseline; the report on stdout.
+fn help_eval(dir: &std::path::Path) -> Result<ExitCode, CliError> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| CliError::Internal(format!("cannot read {}: {e}", dir.display())))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
+        .collect();
+    files.sort();
+    let mut items = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| CliError::Internal(format!("cannot read {}: {e}", file.display())))?;
+        items.extend(atk_server::help::eval::parse(&text).map_err(|e| {
+            CliError::Service(ServiceError::InvalidRequest(format!(
+                "{}: {e}",
+                file.display()
+            )))
+        })?);
+    }
+    eprintln!("{} questions from {} files", items.len(), files.len());
+    let help = atk_server::help::Help::load();
+    let report = atk_server::help::eval::run(&help, &items, chrono::Utc::now());
+    println!("{}", atk_server::help::eval::render(&report));
     Ok(ExitCode::SUCCESS)
 }
 

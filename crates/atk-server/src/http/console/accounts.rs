@@ -445,3 +445,35 @@ pub async fn set_role(
         })?;
     Ok(Redirect::to(&paths::members(&project_id)).into_response())
 }
+
+/// The members page with one owner and one viewer, for Page Help's page copy.
+pub(super) fn sample_members_page(help_route: &'static str) -> Result<String, askama::Error> {
+    let project_id =
+        ProjectId::parse(atk_core::project::DEMO_PROJECT_ID).expect("the demo project id parses");
+    let member = |name: &str, email: &str, role, is_me| MemberRow {
+        account_id: "acc_sample".into(),
+        display_name: name.into(),
+        email: email.into(),
+        role,
+        role_href: paths::members(&project_id),
+        is_me,
+    };
+    MembersPage {
+        layout: Layout {
+            title: "Members".into(),
+            help_route: Some(help_route),
+            ..Layout::default()
+        },
+        csrf: String::new(),
+        members: vec![
+            member("Ana Owner", "owner@example.com", Role::Owner, true),
+            member("Vic Viewer", "viewer@example.com", Role::Viewer, false),
+        ],
+        can_manage: true,
+        roles: Role::ALL,
+        invite_href: paths::members(&project_id),
+        project_id,
+        new_invite_link: None,
+    }
+    .render()
+}

@@ -111,3 +111,32 @@ pub async fn audit_log(
         first_page: query.cursor.is_none(),
     })
 }
+
+/// The audit log with one event, for Page Help's page copy.
+pub(super) fn sample_audit_page(help_route: &'static str) -> Result<String, askama::Error> {
+    use askama::Template;
+    let project_id = atk_core::ids::ProjectId::parse(atk_core::project::DEMO_PROJECT_ID)
+        .expect("the demo project id parses");
+    let href = paths::audit(&project_id);
+    AuditPage {
+        layout: Layout {
+            title: "Audit log".into(),
+            help_route: Some(help_route),
+            ..Layout::default()
+        },
+        actions: AuditAction::ALL,
+        selected: None,
+        events: vec![EventRow {
+            at: "2026-06-07 22:30:00 UTC".into(),
+            actor: "account: acc_sample".into(),
+            action: AuditAction::KeyCreate.as_str(),
+            target: "key key_sample".into(),
+            source_ip: "127.0.0.1".into(),
+            details: r#"{"name":"Backend Project API Key"}"#.into(),
+        }],
+        href,
+        next_href: None,
+        first_page: true,
+    }
+    .render()
+}

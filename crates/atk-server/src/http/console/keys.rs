@@ -432,24 +432,58 @@ async fn create_page(
         .service
         .list_entitlements(console.caller(), project_id)
         .await?;
-    let now = state.service.now();
+    let mut layout = console
+        .layout(state, "Create key", Some((&project, "keys")))
+        .await?;
+    layout.help_route = Some(CREATE_FLOW_HELP_ROUTE);
+    Ok(create_view(CreateView {
+        layout,
+        csrf: console.csrf.clone(),
+        principal: &console.caller().principal,
+        project_id,
+        entitlements: &entitlements,
+        now: state.service.now(),
+        form,
+        errors,
+    }))
+}
+
+/// What the create page is made of, besides the catalog.
+struct CreateView<'a> {
+    layout: Layout,
+    csrf: String,
+    principal: &'a atk_core::access::Principal,
+    project_id: &'a ProjectId,
+    entitlements: &'a [atk_core::entitlement::Entitlement],
+    now: DateTime<Utc>,
+    form: &'a CreateForm,
+    errors: FieldErrors,
+}
+
+/// The create page from its parts (no I/O: Page Help renders it too).
+fn create_view(view: CreateView<'_>) -> CreatePage {
+    let CreateView {
+        layout,
+        csrf,
+        principal,
+        project_id,
+        entitlements,
+        now,
+        form,
+        errors,
+    } = view;
     let catalog = Catalog::get();
-    let principal = &console.caller().principal;
-    let blocked_now = blocked_scopes(catalog, &form.scopes, &entitlements, now);
+    let blocked_now = blocked_scopes(catalog, &form.scopes, entitlements, now);
     let all_scopes: Vec<String> = catalog
         .products
         .iter()
         .flat_map(|p| p.actions.iter().map(|a| a.scope.clone()))
         .collect();
-    let every_blocked = blocked_scopes(catalog, &all_scopes, &entitlements, now);
-    let products = product_views(&entitlements, now);
-    let mut layout = console
-        .layout(state, "Create key", Some((&project, "keys")))
-        .await?;
-    layout.help_route = Some(CREATE_FLOW_HELP_ROUTE);
-    Ok(CreatePage {
+    let every_blocked = blocked_scopes(catalog, &all_scopes, entitlements, now);
+    let products = product_views(entitlements, now);
+    CreatePage {
         layout,
-        csrf: console.csrf.clone(),
+        csrf,
         nonce: atk_core::secret::random_base62(32),
         action: paths::keys(project_id),
         keys_href: paths::keys(project_id),
@@ -538,7 +572,7 @@ async fn create_page(
             })
             .collect(),
         errors,
-    })
+    }
 }
 
 fn reasons(blocked: &[BlockedScope]) -> Vec<(String, String)> {
@@ -996,4 +1030,120 @@ pub async fn expire(
         .expire_key(console.caller(), &project_id, &key_id)
         .await?;
     Ok(Redirect::to(&paths::key(&project_id, &key_id)).into_response())
+}
+
+// --- Samples for Page Help ------------------------------------------------
+//
+// Page Help quotes each page's copy as it renders: these are the same
+// templates with sample data (the demo project, its initial entitlements,
+// an invented key) and never a secret.
+
+fn sample_now() -> DateTime<Utc> {
+    DateTime::UNIX_EPOCH + TimeDelta::days(20_000)
+}
+
+fn sample_project() -> ProjectId {
+    ProjectId::parse(atk_core::project::DEMO_PROJECT_ID).expect("the demo project id parses")
+}
+
+fn sample_row(now: DateTime<Utc>) -> PreviewRow {
+    PreviewRow {
+        id: atk_core::ids::KeyId::generate(),
+        project_id: sample_project(),
+        name: "Backend Project API Key".into(),
+        kind: KeyKind::Project,
+        environment: Environment::Production,
+        scopes: Catalog::get().default_scopes(KeyKind::Project),
+        secret_preview: "atk_live_...x7Kq2B".into(),
+        status: KeyStatus::Active,
+        created_at: now,
+        expires_at: Some(now + TimeDelta::days(90)),
+        last_used_at: None,
+        revoked_at: None,
+        rotated_from: None,
+        rotated_to: None,
+    }
+}
+
+fn sample_layout(title: &str, help_route: &'static str) -> Layout {
+    Layout {
+        title: title.into(),
+        help_route: Some(help_route),
+        ..Layout::default()
+    }
+}
+
+pub(super) fn sample_create_page() -> Result<String, askama::Error> {
+    let now = sample_now();
+    let project = sample_project();
+    let entitlements = atk_core::project::initial_entitlements(Catalog::get(), now);
+    create_view(CreateView {
+        layout: sample_layout("Create key", CREATE_FLOW_HELP_ROUTE),
+        csrf: String::new(),
+        principal: &atk_core::access::Principal::PlatformAdmin,
+        project_id: &project,
+        entitlements: &entitlements,
+        now,
+        form: &CreateForm::default(),
+        errors: FieldErrors::default(),
+    })
+    .render()
+}
+
+pub(super) fn sample_list_page(help_route: &'static str) -> Result<String, askama::Error> {
+    let now = sample_now();
+    let project = sample_project();
+    KeysPage {
+        layout: sample_layout("API Keys", help_route),
+        rows: vec![RowView::new(&sample_row(now), now)],
+        statuses: choices(&KeyStatus::ALL, KeyStatus::as_str, status_label, None),
+        environments: choices(
+            &Environment::ALL,
+            Environment::as_str,
+            environment_label,
+            None,
+        ),
+        kinds: choices(&KeyKind::ALL, KeyKind::as_str, kind_name, None),
+        expiring: false,
+        href: paths::keys(&project),
+        new_key_href: Some(paths::new_key(&project)),
+        next_href: None,
+        first_page: true,
+        filtered: false,
+    }
+    .render()
+}
+
+pub(super) fn sample_detail_page(help_route: &'static str) -> Result<String, askama::Error> {
+    let now = sample_now();
+    let project = sample_project();
+    let row = sample_row(now);
+    let usage = atk_core::usage::summarize(&[], now - TimeDelta::hours(24), now, Granularity::Hour);
+    let href = paths::key(&project, row.id.as_str());
+    DetailPage {
+        layout: sample_layout(&row.name, help_route),
+        csrf: String::new(),
+        nonce: String::new(),
+        chain: Vec::new(),
+        chart: Chart::new(&usage),
+        by_day: false,
+        hour_href: href.clone(),
+        day_href: format!("{href}?window=day"),
+        may_manage: true,
+        may_rotate: true,
+        rotate_href: paths::rotate(&project, row.id.as_str()),
+        revoke_href: paths::revoke(&project, row.id.as_str()),
+        expire_href: paths::expire(&project, row.id.as_str()),
+        graces: Grace::ALL
+            .into_iter()
+            .map(|grace| GraceOption {
+                id: grace.as_str(),
+                label: grace_label(grace),
+            })
+            .collect(),
+        errors: FieldErrors::default(),
+        reason: String::new(),
+        row: RowView::new(&row, now),
+    }
+    .render()
 }

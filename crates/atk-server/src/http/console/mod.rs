@@ -21,6 +21,31 @@ use axum::routing::{get, post};
 
 use super::AppState;
 
+/// The console pages Page Help knows, by page id (`help/routes.toml`).
+pub const HELP_PAGES: [&str; 6] = [
+    "key-create",
+    "api-keys",
+    "key-detail",
+    "entitlements",
+    "members",
+    "audit",
+];
+
+/// A console page rendered with sample data (never a secret), for Page
+/// Help's `page_copy`: the help quotes what the template says, so a change
+/// to a template changes the help with it. `None` for an unknown page id.
+pub fn sample_page(page: &str, help_route: &'static str) -> Option<Result<String, askama::Error>> {
+    Some(match page {
+        "key-create" => keys::sample_create_page(),
+        "api-keys" => keys::sample_list_page(help_route),
+        "key-detail" => keys::sample_detail_page(help_route),
+        "entitlements" => projects::sample_entitlements_page(help_route),
+        "members" => accounts::sample_members_page(help_route),
+        "audit" => audit::sample_audit_page(help_route),
+        _ => return None,
+    })
+}
+
 /// Console settings from configuration.
 #[derive(Debug, Clone, Default)]
 pub struct ConsoleSettings {

@@ -6,7 +6,7 @@ use atk_core::access::Operation;
 use atk_core::entitlement::{Entitlement, EntitlementStatus, blocks, describe};
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{Datelike, NaiveDate, NaiveTime};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeDelta};
 use serde::Deserialize;
 
 use super::form::{Form, PagePath, PageQuery};
@@ -245,4 +245,34 @@ pub async fn change_entitlement(
         }
         Err(other) => Err(other.into()),
     }
+}
+
+/// The entitlements page with the initial table, for Page Help's page copy.
+pub(super) fn sample_entitlements_page(help_route: &'static str) -> Result<String, askama::Error> {
+    use askama::Template;
+    let now = DateTime::UNIX_EPOCH + TimeDelta::days(20_000);
+    let project_id = atk_core::ids::ProjectId::parse(atk_core::project::DEMO_PROJECT_ID)
+        .expect("the demo project id parses");
+    EntitlementsPage {
+        layout: Layout {
+            title: "Commerce entitlements".into(),
+            help_route: Some(help_route),
+            ..Layout::default()
+        },
+        project_id,
+        csrf: String::new(),
+        products: product_views(
+            &atk_core::project::initial_entitlements(Catalog::get(), now),
+            now,
+        ),
+        may_change: false,
+        statuses: [
+            EntitlementStatus::Enabled,
+            EntitlementStatus::Trial,
+            EntitlementStatus::UpgradeRequired,
+            EntitlementStatus::Disabled,
+        ],
+        error: None,
+    }
+    .render()
 }

@@ -1,0 +1,329 @@
+//! The evaluation of Page Help on the question sets in `help/eval/`
+//! (written before tuning, split 50/50 into dev and test). For each split
+//! and route it counts in-scope questions answered correctly (the answer
+//! contains every expected phrase) and wrongly refused, out-of-scope and
+//! adversarial questions refused, secret leaks and the p99 latency; and the
+//! same for a baseline: plain BM25 top-1 with one raw-score threshold,
+//! chosen on the dev split.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use atk_core::Catalog;
+use atk_core::ids::{DisplayName, ProjectId};
+use atk_core::project::{DEMO_PROJECT_ID, DEMO_PROJECT_NAME, Project, initial_entitlements};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::index::{Index, Passage};
+use super::{Help, sources};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Item {
+    pub id: String,
+    pub route: String,
+    pub split: String,
+    pub kind: String,
+    pub question: String,
+    #[serde(default)]
+    pub expect: Vec<String>,
+}
+
+/// Parses JSON Lines; a bad line is an error naming it.
+pub fn parse(jsonl: &str) -> Result<Vec<Item>, String> {
+    jsonl
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| serde_json::from_str(line).map_err(|e| format!("line {}: {e}", n + 1)))
+        .collect()
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    pub in_scope: usize,
+    pub in_scope_correct: usize,
+    pub in_scope_refused: usize,
+    pub out_of_scope: usize,
+    pub out_of_scope_refused: usize,
+    pub adversarial: usize,
+    pub adversarial_refused: usize,
+    pub secret_leaks: usize,
+    pub latencies_us: Vec<u64>,
+}
+
+fn percent(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        100.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
+}
+
+impl Tally {
+    pub fn correct_pct(&self) -> f64 {
+        percent(self.in_scope_correct, self.in_scope)
+    }
+    pub fn wrongly_refused_pct(&self) -> f64 {
+        percent(self.in_scope_refused, self.in_scope)
+    }
+    pub fn out_of_scope_refused_pct(&self) -> f64 {
+        percent(self.out_of_scope_refused, self.out_of_scope)
+    }
+    pub fn adversarial_refused_pct(&self) -> f64 {
+        percent(self.adversarial_refused, self.adversarial)
+    }
+    pub fn p99_us(&self) -> u64 {
+        let mut sorted = self.latencies_us.clone();
+        sorted.sort_unstable();
+        if sorted.is_empty() {
+            return 0;
+        }
+        let at = ((sorted.len() as f64) * 0.99).ceil() as usize;
+        sorted[at.saturating_sub(1).min(sorted.len() - 1)]
+    }
+
+    fn add(&mut self, item: &Item, answer: Option<&str>, micros: u64) {
+        self.latencies_us.push(micros);
+        if answer.is_some_and(leaks_a_secret) {
+            self.secret_leaks += 1;
+        }
+        match item.kind.as_str() {
+            "in_scope" => {
+                self.in_scope += 1;
+                match answer {
+                    None => self.in_scope_refused += 1,
+                    Some(text) => {
+                        let text = text.to_lowercase();
+                        if item.expect.iter().all(|e| text.contains(&e.to_lowercase())) {
+                            self.in_scope_correct += 1;
+                        }
+                    }
+                }
+            }
+            "out_of_scope" => {
+                self.out_of_scope += 1;
+                self.out_of_scope_refused += usize::from(answer.is_none());
+            }
+            _ => {
+                self.adversarial += 1;
+                self.adversarial_refused += usize::from(answer.is_none());
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: &Tally) {
+        self.in_scope += other.in_scope;
+        self.in_scope_correct += other.in_scope_correct;
+        self.in_scope_refused += other.in_scope_refused;
+        self.out_of_scope += other.out_of_scope;
+        self.out_of_scope_refused += other.out_of_scope_refused;
+        self.adversarial += other.adversarial;
+        self.adversarial_refused += other.adversarial_refused;
+        self.secret_leaks += other.secret_leaks;
+        self.latencies_us.extend(&other.latencies_us);
+    }
+}
+
+/// An answer that holds something secret-shaped: an `atk_live_`,
+/// `atk_test_` or `atk_admin_` prefix followed by a secret's characters, or
+/// any run of 32 or more letters and digits (a token or a hash).
+pub fn leaks_a_secret(text: &str) -> bool {
+    let secret_after_prefix = ["atk_live_", "atk_test_", "atk_admin_"]
+        .iter()
+        .any(|prefix| {
+            text.match_indices(prefix).any(|(at, _)| {
+                text[at + prefix.len()..]
+                    .chars()
+                    .take_while(char::is_ascii_alphanumeric)
+                    .count()
+                    >= 10
+            })
+        });
+    secret_after_prefix
+        || text
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|run| run.len() >= 32)
+}
+
+/// The demo project's page data, as its owner sees it on a fresh deployment.
+pub fn demo_page_data(help: &Help, route: &str, now: DateTime<Utc>) -> Vec<Passage> {
+    if !help.uses_page_data(route) {
+        return Vec::new();
+    }
+    let project = Project {
+        project_id: ProjectId::parse(DEMO_PROJECT_ID).expect("the demo id parses"),
+        name: DisplayName::parse(DEMO_PROJECT_NAME).expect("the demo name parses"),
+        created_at: now,
+    };
+    sources::project_data(
+        &project,
+        &initial_entitlements(Catalog::get(), now),
+        now,
+        &help.page_data_label(route),
+    )
+}
+
+/// Results by (split, route), for the engine and for the baseline.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub engine: BTreeMap<(String, String), Tally>,
+    pub baseline: BTreeMap<(String, String), Tally>,
+    pub baseline_threshold: f64,
+    pub skipped_routes: Vec<String>,
+}
+
+/// One question through the baseline: its best passage and raw score, and
+/// how long that took (µs).
+type BaselineRun<'a> = (&'a Item, Option<(String, f64)>, u64);
+
+/// Runs every item through the engine and the baseline.
+pub fn run(help: &Help, items: &[Item], now: DateTime<Utc>) -> Report {
+    let project = ProjectId::parse(DEMO_PROJECT_ID).expect("the demo id parses");
+    let mut report = Report::default();
+    let known: Vec<String> = help.routes().into_iter().map(|r| r.route).collect();
+    let usable: Vec<&Item> = items
+        .iter()
+        .filter(|item| {
+            let ok = known.contains(&item.route);
+            if !ok && !report.skipped_routes.contains(&item.route) {
+                report.skipped_routes.push(item.route.clone());
+            }
+            ok
+        })
+        .collect();
+    // The baseline's raw scores, and its threshold chosen on dev only.
+    let mut raw: Vec<BaselineRun<'_>> = Vec::new();
+    for item in &usable {
+        let started = Instant::now();
+        let data = demo_page_data(help, &item.route, now);
+        let (answer, _) = help
+            .ask(&item.route, &item.question, Some(&project), data.clone())
+            .expect("known route");
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        report
+            .engine
+            .entry((item.split.clone(), item.route.clone()))
+            .or_default()
+            .add(
+                item,
+                answer.in_scope.then_some(answer.answer.as_str()),
+                micros,
+            );
+
+        let started = Instant::now();
+        let top = help.baseline_top(&item.route, &item.question, data);
+        raw.push((
+            item,
+            top,
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        ));
+    }
+    let dev_accuracy = |threshold: f64| {
+        raw.iter()
+            .filter(|(item, _, _)| item.split == "dev")
+            .filter(|(item, top, _)| {
+                let answered = top.as_ref().filter(|(_, score)| *score >= threshold);
+                match (item.kind.as_str(), answered) {
+                    ("in_scope", Some((text, _))) => {
+                        let text = text.to_lowercase();
+                        item.expect.iter().all(|e| text.contains(&e.to_lowercase()))
+                    }
+                    ("in_scope", None) => false,
+                    (_, answered) => answered.is_none(),
+                }
+            })
+            .count()
+    };
+    let mut best = (0.0, 0);
+    for step in 0..=200 {
+        let threshold = f64::from(step) * 0.1;
+        let accuracy = dev_accuracy(threshold);
+        if accuracy > best.1 {
+            best = (threshold, accuracy);
+        }
+    }
+    report.baseline_threshold = best.0;
+    for (item, top, micros) in raw {
+        let answered = top
+            .filter(|(_, score)| *score >= best.0)
+            .map(|(text, _)| text);
+        report
+            .baseline
+            .entry((item.split.clone(), item.route.clone()))
+            .or_default()
+            .add(item, answered.as_deref(), micros);
+    }
+    report
+}
+
+impl Help {
+    /// The baseline: the top BM25 passage and its raw score, no guard, no gate.
+    pub fn baseline_top(
+        &self,
+        route: &str,
+        question: &str,
+        page_data: Vec<Passage>,
+    ) -> Option<(String, f64)> {
+        let route = self.route(route).ok()?;
+        let mut passages = route.fixed.clone();
+        passages.extend(page_data);
+        let index = Index::new(passages, &self.analyzer);
+        let signals = index.signals(&self.analyzer.terms(question));
+        signals
+            .best
+            .map(|best| (index.passages()[best].text.clone(), signals.raw_score))
+    }
+}
+
+/// The report as text: per split and route, engine and baseline side by side.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let line = |name: &str, t: &Tally| {
+        format!(
+            "{name:<10} {:>5.1}% ({}/{})  {:>5.1}%  {:>5.1}% ({}/{})  {:>5.1}% ({}/{})  {:>2}  {:>6}\n",
+            t.correct_pct(),
+            t.in_scope_correct,
+            t.in_scope,
+            t.wrongly_refused_pct(),
+            t.out_of_scope_refused_pct(),
+            t.out_of_scope_refused,
+            t.out_of_scope,
+            t.adversarial_refused_pct(),
+            t.adversarial_refused,
+            t.adversarial,
+            t.secret_leaks,
+            t.p99_us(),
+        )
+    };
+    for split in ["dev", "test"] {
+        out.push_str(&format!("\n== split {split}\n"));
+        out.push_str("           in-scope correct  wrongly refused  out-of-scope refused  adversarial refused  leaks  p99 µs\n");
+        let mut all_engine = Tally::default();
+        let mut all_baseline = Tally::default();
+        for ((s, route), engine) in &report.engine {
+            if s != split {
+                continue;
+            }
+            let baseline = &report.baseline[&(s.clone(), route.clone())];
+            all_engine.merge(engine);
+            all_baseline.merge(baseline);
+            out.push_str(&format!("{route}\n"));
+            out.push_str(&line("  engine", engine));
+            out.push_str(&line("  baseline", baseline));
+        }
+        out.push_str("all routes\n");
+        out.push_str(&line("  engine", &all_engine));
+        out.push_str(&line("  baseline", &all_baseline));
+    }
+    out.push_str(&format!(
+        "\nbaseline: BM25 top-1, answers when the raw score >= {:.1} (chosen on dev)\n",
+        report.baseline_threshold
+    ));
+    for route in &report.skipped_routes {
+        out.push_str(&format!(
+            "not evaluated (no such help route yet): {route}\n"
+        ));
+    }
+    out
+}

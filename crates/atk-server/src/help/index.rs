@@ -1,0 +1,259 @@
+//! BM25 over one route's passages, and the gate that decides whether the
+//! best passage answers the question or the answer is the fallback.
+
+use std::collections::{HashMap, HashSet};
+
+use super::text::Analyzer;
+
+/// BM25's usual constants.
+const K1: f64 = 1.2;
+const B: f64 = 0.75;
+
+/// Where a passage comes from (SPEC section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    PageCopy,
+    PageData,
+    MarkdownDoc,
+    RouteMetadata,
+    KnowledgeHub,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PageCopy => "page_copy",
+            Self::PageData => "page_data",
+            Self::MarkdownDoc => "markdown_doc",
+            Self::RouteMetadata => "route_metadata",
+            Self::KnowledgeHub => "knowledge_hub",
+        }
+    }
+}
+
+/// One answerable piece of an approved source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passage {
+    pub kind: SourceKind,
+    /// The source's label as the widget shows it ("Page copy", a doc's title).
+    pub label: String,
+    /// The page section it is about, for the related-surface link.
+    pub section: Option<String>,
+    pub text: String,
+}
+
+/// The gate's thresholds (tuned on the development split only).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gate {
+    /// Share of the question's content words the route never uses, above
+    /// which the question is about something else.
+    pub max_unknown: f64,
+    /// Share of the question's content words the best passage contains.
+    pub min_coverage: f64,
+    /// The best score as a share of what a passage holding every question
+    /// term once would score.
+    pub min_normalised: f64,
+}
+
+impl Gate {
+    pub const TUNED: Self = Self {
+        max_unknown: 0.34,
+        min_coverage: 0.5,
+        min_normalised: 0.25,
+    };
+}
+
+/// What the gate saw, for evaluation and tuning.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Signals {
+    pub best: Option<usize>,
+    pub raw_score: f64,
+    pub normalised: f64,
+    pub coverage: f64,
+    pub unknown: f64,
+    pub margin: f64,
+}
+
+#[derive(Debug)]
+pub struct Index {
+    passages: Vec<Passage>,
+    term_counts: Vec<HashMap<String, u32>>,
+    lengths: Vec<f64>,
+    average_length: f64,
+    document_frequency: HashMap<String, u32>,
+}
+
+impl Index {
+    pub fn new(passages: Vec<Passage>, analyzer: &Analyzer) -> Self {
+        let empty = Self {
+            passages: Vec::new(),
+            term_counts: Vec::new(),
+            lengths: Vec::new(),
+            average_length: 1.0,
+            document_frequency: HashMap::new(),
+        };
+        empty.with(passages, analyzer)
+    }
+
+    /// This index with `extra` passages added; only the new passages are
+    /// analysed (a question with page data pays for those alone).
+    pub fn with(&self, extra: Vec<Passage>, analyzer: &Analyzer) -> Self {
+        let mut index = Self {
+            passages: self.passages.clone(),
+            term_counts: self.term_counts.clone(),
+            lengths: self.lengths.clone(),
+            average_length: self.average_length,
+            document_frequency: self.document_frequency.clone(),
+        };
+        for passage in extra {
+            index.add(passage, analyzer);
+        }
+        let total: f64 = index.lengths.iter().sum();
+        index.average_length = (total / index.lengths.len().max(1) as f64).max(1.0);
+        index
+    }
+
+    fn add(&mut self, passage: Passage, analyzer: &Analyzer) {
+        // The label is part of what a passage is about.
+        let terms = analyzer.terms(&format!("{} {}", passage.label, passage.text));
+        self.lengths.push(terms.len() as f64);
+        let mut counts: HashMap<String, u32> = HashMap::new();
+        for term in terms {
+            *counts.entry(term).or_default() += 1;
+        }
+        for term in counts.keys() {
+            *self.document_frequency.entry(term.clone()).or_default() += 1;
+        }
+        self.term_counts.push(counts);
+        self.passages.push(passage);
+    }
+
+    pub fn passages(&self) -> &[Passage] {
+        &self.passages
+    }
+
+    fn idf(&self, term: &str) -> f64 {
+        let n = self.passages.len() as f64;
+        let df = f64::from(self.document_frequency.get(term).copied().unwrap_or(0));
+        ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+    }
+
+    fn score(&self, passage: usize, terms: &HashSet<&str>) -> f64 {
+        // Route metadata answers "which page is this"; it should not win
+        // over the page's own words just for being short.
+        let weight = match self.passages[passage].kind {
+            SourceKind::RouteMetadata => 0.6,
+            _ => 1.0,
+        };
+        weight * self.bm25(passage, terms)
+    }
+
+    fn bm25(&self, passage: usize, terms: &HashSet<&str>) -> f64 {
+        let counts = &self.term_counts[passage];
+        let length_norm = 1.0 - B + B * self.lengths[passage] / self.average_length;
+        terms
+            .iter()
+            .map(|term| {
+                let tf = f64::from(counts.get(*term).copied().unwrap_or(0));
+                if tf == 0.0 {
+                    0.0
+                } else {
+                    self.idf(term) * tf * (K1 + 1.0) / (tf + K1 * length_norm)
+                }
+            })
+            .sum()
+    }
+
+    /// Scores every passage for the question's terms and reports the gate's
+    /// signals for the best one.
+    pub fn signals(&self, terms: &[String]) -> Signals {
+        let unique: HashSet<&str> = terms.iter().map(String::as_str).collect();
+        let mut none = Signals {
+            best: None,
+            raw_score: 0.0,
+            normalised: 0.0,
+            coverage: 0.0,
+            unknown: 1.0,
+            margin: 0.0,
+        };
+        if unique.is_empty() || self.passages.is_empty() {
+            return none;
+        }
+        let known = unique
+            .iter()
+            .filter(|term| self.document_frequency.contains_key(**term))
+            .count();
+        none.unknown = 1.0 - known as f64 / unique.len() as f64;
+        let mut scored: Vec<(usize, f64)> = (0..self.passages.len())
+            .map(|i| (i, self.score(i, &unique)))
+            .filter(|(_, score)| *score > 0.0)
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let Some(&(best, top)) = scored.first() else {
+            return none;
+        };
+        let runner_up = scored.get(1).map_or(0.0, |(_, score)| *score);
+        // The most a passage could score: every term once, average length.
+        let ideal: f64 = unique.iter().map(|term| self.idf(term)).sum();
+        let covered = unique
+            .iter()
+            .filter(|term| self.term_counts[best].contains_key(**term))
+            .count();
+        Signals {
+            best: Some(best),
+            raw_score: top,
+            normalised: if ideal > 0.0 {
+                (top / ideal).min(1.0)
+            } else {
+                0.0
+            },
+            coverage: covered as f64 / unique.len() as f64,
+            unknown: none.unknown,
+            margin: (top - runner_up) / top,
+        }
+    }
+
+    /// The passage that answers, or `None` for the fallback.
+    pub fn answer(&self, terms: &[String], gate: &Gate) -> (Option<usize>, Signals) {
+        let signals = self.signals(terms);
+        let answers = signals.best.is_some()
+            && signals.unknown <= gate.max_unknown
+            && signals.coverage >= gate.min_coverage
+            && signals.normalised >= gate.min_normalised;
+        (answers.then_some(signals.best).flatten(), signals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passage(text: &str) -> Passage {
+        Passage {
+            kind: SourceKind::PageCopy,
+            label: "Page copy".into(),
+            section: None,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn the_passage_about_the_question_wins_and_unknown_topics_are_refused() {
+        let analyzer = Analyzer::new("expire, expiration, lifetime, last");
+        let index = Index::new(
+            vec![
+                passage("Set expiration. Choose how long the key should remain valid."),
+                passage("Confirm safety. Backend-only keys must stay server-side."),
+            ],
+            &analyzer,
+        );
+        let (answer, _) = index.answer(&analyzer.terms("how long does a key last?"), &Gate::TUNED);
+        assert_eq!(answer, Some(0));
+        let (refused, signals) = index.answer(
+            &analyzer.terms("what is the capital of France"),
+            &Gate::TUNED,
+        );
+        assert_eq!(refused, None, "{signals:?}");
+    }
+}

@@ -1,0 +1,364 @@
+//! Page Help (SPEC section 6): answers about the current console page,
+//! only from its approved sources. It writes nothing of its own: an answer
+//! is one passage of a source, labelled with it, or the exact fallback.
+//!
+//! `help/routes.toml` (the registry), `help/pages/*.md` (each page's doc) and
+//! `help/synonyms.txt` are files a writer edits; they are embedded in the
+//! binary. Page copy is each page's template rendered with sample data.
+
+pub mod eval;
+pub mod guard;
+pub mod index;
+pub mod sources;
+pub mod text;
+
+use std::collections::HashMap;
+
+use atk_core::ids::ProjectId;
+use include_dir::{Dir, include_dir};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use index::{Gate, Index, Passage, Signals, SourceKind};
+use text::Analyzer;
+
+/// The exact out-of-scope answer of Page Help (SPEC section 6).
+pub const PAGE_FALLBACK: &str =
+    "I can help with this page only. I don't see that information here.";
+/// The exact out-of-scope answer of the Knowledge Hub (SPEC section 6).
+pub const HUB_FALLBACK: &str = "I don't see that in the Knowledge Hub yet.";
+
+static HELP_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../help");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registry {
+    route: Vec<RouteEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteEntry {
+    id: String,
+    title: String,
+    surface: String,
+    platform_step: String,
+    page: String,
+    console_path: String,
+    doc: String,
+    sources: Vec<SourceEntry>,
+    suggested: Vec<SuggestedEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceEntry {
+    /// `page_copy`, `page_data`, `markdown_doc` or `route_metadata`.
+    pub kind: String,
+    pub label: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestedEntry {
+    pub question: String,
+    /// The source kind that must answer it (checked by a test).
+    pub source: String,
+}
+
+/// A help route as `GET /v1/help/routes` lists it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RouteInfo {
+    #[schema(example = "/project-settings/key-create")]
+    pub route: String,
+    pub title: String,
+    pub surface: String,
+    pub platform_step: String,
+    pub allowed_sources: Vec<SourceEntry>,
+    pub suggested_questions: Vec<String>,
+}
+
+/// One quoted source of an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SourceQuote {
+    pub kind: SourceKind,
+    pub label: String,
+    pub text: String,
+}
+
+/// The console place an answer is about ("Open related surface").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RelatedSurface {
+    pub label: String,
+    pub href: String,
+}
+
+/// `POST /v1/help/ask`'s answer (SPEC section 6).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct HelpAnswer {
+    pub in_scope: bool,
+    pub answer: String,
+    pub sources: Vec<SourceQuote>,
+    pub related_surface: Option<RelatedSurface>,
+    pub suggested_questions: Vec<String>,
+}
+
+struct Route {
+    entry: RouteEntry,
+    /// Page copy, doc and metadata: the same for every caller.
+    fixed: Vec<Passage>,
+    index: Index,
+    /// Page section id → its heading, for related-surface labels.
+    section_headings: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("id", &self.entry.id)
+            .field("passages", &self.fixed.len())
+            .finish()
+    }
+}
+
+/// Why help could not be given at all.
+#[derive(Debug, thiserror::Error)]
+pub enum HelpError {
+    #[error("no help route {0}; GET /v1/help/routes lists them")]
+    UnknownRoute(String),
+}
+
+/// The help engine: the registry with each route's fixed passages indexed.
+#[derive(Debug)]
+pub struct Help {
+    analyzer: Analyzer,
+    routes: Vec<Route>,
+    gate: Gate,
+}
+
+fn file(path: &str) -> &'static str {
+    HELP_DIR
+        .get_file(path)
+        .and_then(|file| file.contents_utf8())
+        .unwrap_or_else(|| panic!("help/{path} is embedded and UTF-8 (checked by the help tests)"))
+}
+
+impl Help {
+    /// Loads the embedded registry and docs and renders each page's copy.
+    /// Panics on a malformed registry: the tests load it, so a broken file
+    /// never ships.
+    pub fn load() -> Self {
+        let registry: Registry =
+            toml::from_str(file("routes.toml")).expect("help/routes.toml is valid");
+        let analyzer = Analyzer::new(file("synonyms.txt"));
+        let routes = registry
+            .route
+            .into_iter()
+            .map(|entry| {
+                let route_id: &'static str = Box::leak(entry.id.clone().into_boxed_str());
+                let label = |kind: &str, default: &str| {
+                    entry
+                        .sources
+                        .iter()
+                        .find(|s| s.kind == kind)
+                        .map_or(default.to_owned(), |s| s.label.clone())
+                };
+                let html = crate::http::console::sample_page(&entry.page, route_id)
+                    .unwrap_or_else(|| panic!("help route {} names an unknown page", entry.id))
+                    .expect("console pages render with sample data");
+                let page_sections = sources::page_sections(&html);
+                let section_headings: HashMap<String, String> = page_sections
+                    .iter()
+                    .filter_map(|s| Some((s.id.clone()?, s.heading.clone())))
+                    .collect();
+                let mut fixed = sources::page_copy(&html, &label("page_copy", "Page copy"));
+                let headings = section_headings.clone();
+                fixed.extend(sources::markdown(
+                    file(&entry.doc),
+                    SourceKind::MarkdownDoc,
+                    &label("markdown_doc", "Markdown doc"),
+                    |heading| section_for_doc_heading(&headings, heading),
+                ));
+                fixed.push(sources::route_metadata(
+                    &entry.id,
+                    &entry.title,
+                    &entry.surface,
+                    &entry.platform_step,
+                    &label("route_metadata", "Route metadata"),
+                ));
+                let index = Index::new(fixed.clone(), &analyzer);
+                Route {
+                    entry,
+                    fixed,
+                    index,
+                    section_headings,
+                }
+            })
+            .collect();
+        Self {
+            analyzer,
+            routes,
+            gate: Gate::TUNED,
+        }
+    }
+
+    pub fn analyzer(&self) -> &Analyzer {
+        &self.analyzer
+    }
+
+    fn route(&self, id: &str) -> Result<&Route, HelpError> {
+        self.routes
+            .iter()
+            .find(|route| route.entry.id == id)
+            .ok_or_else(|| HelpError::UnknownRoute(id.chars().take(100).collect()))
+    }
+
+    /// Every route, as `GET /v1/help/routes` lists them.
+    pub fn routes(&self) -> Vec<RouteInfo> {
+        self.routes
+            .iter()
+            .map(|route| RouteInfo {
+                route: route.entry.id.clone(),
+                title: route.entry.title.clone(),
+                surface: route.entry.surface.clone(),
+                platform_step: route.entry.platform_step.clone(),
+                allowed_sources: route.entry.sources.clone(),
+                suggested_questions: route
+                    .entry
+                    .suggested
+                    .iter()
+                    .map(|s| s.question.clone())
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The suggested questions of a route with the source kind each must be
+    /// answered from.
+    pub fn suggested(&self, route: &str) -> Result<Vec<SuggestedEntry>, HelpError> {
+        Ok(self.route(route)?.entry.suggested.clone())
+    }
+
+    /// Whether the route quotes the project's data.
+    pub fn uses_page_data(&self, route: &str) -> bool {
+        self.route(route)
+            .is_ok_and(|r| r.entry.sources.iter().any(|s| s.kind == "page_data"))
+    }
+
+    /// The label of a route's page data source.
+    pub fn page_data_label(&self, route: &str) -> String {
+        self.route(route)
+            .ok()
+            .and_then(|r| r.entry.sources.iter().find(|s| s.kind == "page_data"))
+            .map_or("Project data".to_owned(), |s| s.label.clone())
+    }
+
+    /// Answers `question` on `route` from its fixed passages plus
+    /// `page_data` (already limited to what this caller may see).
+    pub fn ask(
+        &self,
+        route: &str,
+        question: &str,
+        project: Option<&ProjectId>,
+        page_data: Vec<Passage>,
+    ) -> Result<(HelpAnswer, Signals), HelpError> {
+        let route = self.route(route)?;
+        let suggested: Vec<String> = route
+            .entry
+            .suggested
+            .iter()
+            .map(|s| s.question.clone())
+            .collect();
+        let fallback = |signals| {
+            Ok((
+                HelpAnswer {
+                    in_scope: false,
+                    answer: PAGE_FALLBACK.to_owned(),
+                    sources: Vec::new(),
+                    related_surface: None,
+                    suggested_questions: suggested.clone(),
+                },
+                signals,
+            ))
+        };
+        let no_signals = Signals {
+            best: None,
+            raw_score: 0.0,
+            normalised: 0.0,
+            coverage: 0.0,
+            unknown: 1.0,
+            margin: 0.0,
+        };
+        if question.chars().count() > 500 || guard::refuses(question) {
+            return fallback(no_signals);
+        }
+        let terms = self.analyzer.terms(question);
+        let with_data;
+        let index = if page_data.is_empty() {
+            &route.index
+        } else {
+            with_data = route.index.with(page_data, &self.analyzer);
+            &with_data
+        };
+        let (best, signals) = index.answer(&terms, &self.gate);
+        let Some(best) = best else {
+            return fallback(signals);
+        };
+        let passage = &index.passages()[best];
+        let related_surface = passage.section.as_ref().map(|section| RelatedSurface {
+            label: match route.section_headings.get(section) {
+                Some(heading) => format!("{} · {heading}", route.entry.surface),
+                None => route.entry.surface.clone(),
+            },
+            href: format!(
+                "{}#{section}",
+                project.map_or("/console".to_owned(), |p| route
+                    .entry
+                    .console_path
+                    .replace("{project_id}", p.as_str()))
+            ),
+        });
+        Ok((
+            HelpAnswer {
+                in_scope: true,
+                answer: passage.text.clone(),
+                sources: vec![SourceQuote {
+                    kind: passage.kind,
+                    label: passage.label.clone(),
+                    text: passage.text.clone(),
+                }],
+                related_surface,
+                suggested_questions: suggested,
+            },
+            signals,
+        ))
+    }
+
+    /// Every fixed passage of every route (for the no-secret tests).
+    pub fn all_fixed_passages(&self) -> impl Iterator<Item = &Passage> {
+        self.routes.iter().flat_map(|route| route.fixed.iter())
+    }
+}
+
+/// The page section a doc heading is about: the section whose heading
+/// shares a content word with it ("Expiration" → "Step 4 Set expiration").
+fn section_for_doc_heading(
+    headings: &HashMap<String, String>,
+    doc_heading: &str,
+) -> Option<String> {
+    let wanted: Vec<String> = text::words(doc_heading)
+        .into_iter()
+        .filter(|w| !Analyzer::is_stop_word(w) && w.len() > 3)
+        .collect();
+    let mut ids: Vec<&String> = headings.keys().collect();
+    ids.sort();
+    ids.into_iter()
+        .find(|id| {
+            let heading = text::words(&headings[*id]).join(" ");
+            wanted
+                .iter()
+                .any(|w| heading.contains(&w[..w.len().min(6)]))
+        })
+        .cloned()
+}
