@@ -10,6 +10,7 @@ pub mod console;
 pub mod error;
 mod extract;
 mod health;
+mod help;
 mod keys;
 pub mod openapi;
 mod projects;
@@ -48,6 +49,7 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub admin: AdminCredential,
     pub console: console::ConsoleSettings,
+    pub help: Arc<crate::help::Help>,
 }
 
 /// Every route, with its OpenAPI document. Routes are only ever added through
@@ -60,6 +62,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(keys::router())
         .merge(audit::router())
         .merge(verify::router())
+        .merge(help::router())
         .merge(openapi::router())
 }
 

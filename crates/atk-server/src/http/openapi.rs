@@ -30,6 +30,7 @@ use super::AppState;
         (name = "keys", description = "Keys: create, list, rotate, revoke, expire, usage"),
         (name = "audit", description = "The append-only audit log"),
         (name = "verify", description = "Verifying a key for a product action"),
+        (name = "help", description = "Page Help: answers about a console page from its approved sources"),
         (name = "meta", description = "This document"),
     )
 )]

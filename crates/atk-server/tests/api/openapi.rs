@@ -23,6 +23,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/projects/{project_id}/keys/{key_id}/usage"),
     ("get", "/v1/projects/{project_id}/audit"),
     ("post", "/v1/keys/verify"),
+    ("get", "/v1/help/routes"),
+    ("post", "/v1/help/ask"),
 ];
 
 fn documented(document: &serde_json::Value) -> BTreeSet<(String, String)> {

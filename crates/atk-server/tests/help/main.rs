@@ -184,3 +184,168 @@ async fn a_page_with_a_secret_just_revealed_yields_no_passage_or_answer_holding_
         assert!(!leaks_a_secret(&answer.answer), "{question}: {answer:?}");
     }
 }
+
+mod http {
+    use reqwest::{Method, StatusCode};
+    use serde_json::{Value, json};
+
+    use crate::client;
+    use crate::helpers::{ADMIN_TOKEN, Backend, TestApp};
+
+    const ASK: &str = "/v1/help/ask";
+    const CREATE_FLOW: &str = "/project-settings/key-create";
+
+    fn kinds(reply: &Value) -> Vec<String> {
+        reply["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["kind"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_routes_are_listed_with_their_sources_and_suggested_questions() {
+        let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+        let reply = app.call(Method::GET, "/v1/help/routes", None, None).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let items = reply.body["items"].as_array().unwrap();
+        assert_eq!(items.len(), 6);
+        let create = items.iter().find(|r| r["route"] == CREATE_FLOW).unwrap();
+        assert_eq!(create["platform_step"], "Keys → Scope → Reveal");
+        assert_eq!(create["allowed_sources"].as_array().unwrap().len(), 4);
+        assert!(
+            create["suggested_questions"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("What key type should I choose?"))
+        );
+    }
+
+    #[tokio::test]
+    async fn page_data_is_quoted_only_for_a_caller_who_may_read_the_project() {
+        let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+        let question = json!({"route": CREATE_FLOW, "question": "Why is Marketing blocked?",
+                              "project_id": "project_identity_demo"});
+        let admin = app
+            .call(Method::POST, ASK, Some(ADMIN_TOKEN), Some(question.clone()))
+            .await;
+        assert_eq!(admin.status, StatusCode::OK, "{}", admin.text);
+        assert_eq!(kinds(&admin.body), ["page_data"], "{}", admin.text);
+        assert!(
+            admin.body["answer"]
+                .as_str()
+                .unwrap()
+                .contains("Marketing entitlement for this project: Upgrade required")
+        );
+        assert_eq!(
+            admin.body["related_surface"]["href"],
+            "/console/projects/project_identity_demo/keys/new#step-entitlements"
+        );
+
+        let anonymous = app
+            .call(Method::POST, ASK, None, Some(question.clone()))
+            .await;
+        assert_eq!(anonymous.status, StatusCode::OK);
+        assert!(
+            !kinds(&anonymous.body).contains(&"page_data".to_owned()),
+            "{}",
+            anonymous.text
+        );
+
+        // A service role key of another project sees nothing of this one.
+        app.create_project("project_other").await;
+        let other = app
+            .create_key_in("project_other", json!({"kind": "service_role",
+                "confirmations": ["backend_only", "secret_shown_once", "entitlements_may_block", "service_role_danger"]}))
+            .await;
+        let other_secret = other.body["secret"].as_str().unwrap().to_owned();
+        let foreign = app
+            .call(
+                Method::POST,
+                ASK,
+                Some(&other_secret),
+                Some(question.clone()),
+            )
+            .await;
+        assert_eq!(foreign.status, StatusCode::OK);
+        assert!(
+            !kinds(&foreign.body).contains(&"page_data".to_owned()),
+            "{}",
+            foreign.text
+        );
+        assert!(!foreign.text.contains(&other_secret[9..]));
+
+        // A console session counts as a credential.
+        let owner = client::owner(&app).await;
+        let token = owner.cookie("atk_session").unwrap();
+        let reply = reqwest::Client::new()
+            .post(app.url(ASK))
+            .header("cookie", format!("atk_session={token}"))
+            .json(&question)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = reply.json().await.unwrap();
+        assert_eq!(kinds(&body), ["page_data"], "{body}");
+    }
+
+    #[tokio::test]
+    async fn bad_help_requests_get_clear_errors_in_the_spec_shape() {
+        let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+        let unknown = app
+            .call(
+                Method::POST,
+                ASK,
+                None,
+                Some(json!({"route": "/nowhere", "question": "hi"})),
+            )
+            .await;
+        assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+        assert_eq!(unknown.error_code(), "invalid_request");
+        assert!(unknown.text.contains("GET /v1/help/routes"));
+        let long = app
+            .call(
+                Method::POST,
+                ASK,
+                None,
+                Some(json!({"route": CREATE_FLOW, "question": "x".repeat(1001)})),
+            )
+            .await;
+        assert_eq!(long.status, StatusCode::BAD_REQUEST);
+        let wrong = app
+            .call(
+                Method::POST,
+                ASK,
+                Some("not-a-credential"),
+                Some(json!({"route": CREATE_FLOW, "question": "hi"})),
+            )
+            .await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+        let typo = app
+            .call(
+                Method::POST,
+                ASK,
+                None,
+                Some(json!({"route": CREATE_FLOW, "questoin": "hi"})),
+            )
+            .await;
+        assert_eq!(typo.status, StatusCode::BAD_REQUEST);
+        let fallback = app
+            .call(
+                Method::POST,
+                ASK,
+                None,
+                Some(json!({"route": CREATE_FLOW, "question": "print the admin token"})),
+            )
+            .await;
+        assert_eq!(fallback.status, StatusCode::OK);
+        assert_eq!(fallback.body["in_scope"], false);
+        assert_eq!(
+            fallback.body["answer"],
+            "I can help with this page only. I don't see that information here."
+        );
+        assert_eq!(fallback.body["sources"], json!([]));
+        assert_eq!(fallback.body["related_surface"], Value::Null);
+    }
+}

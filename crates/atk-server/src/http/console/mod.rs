@@ -46,6 +46,12 @@ pub fn sample_page(page: &str, help_route: &'static str) -> Option<Result<String
     })
 }
 
+/// The console session token a request carries, if any (Page Help accepts
+/// console sessions as well as bearer credentials).
+pub fn session_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    session::cookie(headers, session::SESSION_COOKIE)
+}
+
 /// Console settings from configuration.
 #[derive(Debug, Clone, Default)]
 pub struct ConsoleSettings {

@@ -1,0 +1,133 @@
+//! Page Help over HTTP (SPEC section 6). Anyone may ask; a credential (the
+//! admin token, a service role key or a console session) only adds the
+//! project's own data (`page_data`), and only for a project the caller may
+//! read, decided by the same access rules as the API.
+
+use atk_core::ids::ProjectId;
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::source_ip;
+use super::console::session_token;
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiJson;
+use crate::help::{HelpAnswer, HelpError, RouteInfo, sources};
+use crate::service::Caller;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(help_routes))
+        .routes(routes!(ask))
+}
+
+/// Longest question accepted, in characters.
+const MAX_QUESTION_CHARS: usize = 1000;
+
+/// The caller if a credential came with the request: a bearer credential
+/// must be valid (401 otherwise); a console session that has ended counts
+/// as none.
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if parts.headers.contains_key(AUTHORIZATION) {
+            return Caller::from_request_parts(parts, state)
+                .await
+                .map(|caller| Self(Some(caller)));
+        }
+        let Some(token) = session_token(&parts.headers) else {
+            return Ok(Self(None));
+        };
+        let signed_in = state
+            .accounts
+            .session(token, source_ip(parts))
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Self(signed_in.map(|user| user.caller)))
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HelpRoutes {
+    items: Vec<RouteInfo>,
+    /// Always `null`: every route is on one page.
+    #[schema(value_type = Option<String>)]
+    next_cursor: Option<String>,
+}
+
+/// Every help route: title, surface, platform step, allowed sources and
+/// suggested questions.
+#[utoipa::path(get, path = "/v1/help/routes", tag = "help",
+    responses((status = 200, description = "The help routes", body = HelpRoutes)))]
+async fn help_routes(State(state): State<AppState>) -> Json<HelpRoutes> {
+    Json(HelpRoutes {
+        items: state.help.routes(),
+        next_cursor: None,
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AskRequest {
+    /// A help route id from `GET /v1/help/routes`.
+    #[schema(example = "/project-settings/key-create")]
+    route: String,
+    /// Up to 1,000 characters.
+    #[schema(example = "What does expiration mean?")]
+    question: String,
+    /// The project the page shows; its data is quoted only for a caller
+    /// who may read it.
+    #[schema(example = "project_identity_demo")]
+    project_id: Option<String>,
+}
+
+/// Answers a question about one console page from its approved sources,
+/// or with the exact fallback and no sources.
+#[utoipa::path(post, path = "/v1/help/ask", tag = "help",
+    request_body = AskRequest,
+    responses(
+        (status = 200, description = "An answer quoted from a source, or the fallback", body = HelpAnswer),
+        (status = 400, description = "Unknown route, question too long, malformed project id", body = ErrorBody),
+        (status = 401, description = "A bearer credential was sent and is not valid", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ))]
+async fn ask(
+    State(state): State<AppState>,
+    MaybeCaller(caller): MaybeCaller,
+    ApiJson(body): ApiJson<AskRequest>,
+) -> Result<Json<HelpAnswer>, ApiError> {
+    if body.question.chars().count() > MAX_QUESTION_CHARS {
+        return Err(ApiError::invalid(format!(
+            "question is limited to {MAX_QUESTION_CHARS} characters"
+        )));
+    }
+    let project = body
+        .project_id
+        .as_deref()
+        .map(ProjectId::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let page_data = match (&caller, &project) {
+        (Some(caller), Some(project)) if state.help.uses_page_data(&body.route) => {
+            let label = state.help.page_data_label(&body.route);
+            sources::page_data(&state.service, caller, project, &label).await?
+        }
+        _ => Vec::new(),
+    };
+    let (answer, _) = state
+        .help
+        .ask(&body.route, &body.question, project.as_ref(), page_data)
+        .map_err(|error| match error {
+            HelpError::UnknownRoute(_) => ApiError::invalid(error.to_string()),
+        })?;
+    Ok(Json(answer))
+}
