@@ -97,6 +97,14 @@ pub enum Command {
         /// Folder of `*.jsonl` question sets.
         #[arg(long, default_value = "help/eval")]
         dir: std::path::PathBuf,
+        /// Also list the engine's misses on the dev split (for tuning;
+        /// the test split's misses are never shown).
+        #[arg(long)]
+        dev_misses: bool,
+        /// Search the gate's thresholds on the dev split and report with
+        /// the best (copy them into `Gate::TUNED`).
+        #[arg(long)]
+        tune: bool,
     },
     /// Manage projects.
     #[command(subcommand)]

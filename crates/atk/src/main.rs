@@ -102,7 +102,11 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let out = Output { json: cli.json };
     match cli.command {
         Command::Serve => return serve(&config).await,
-        Command::HelpEval { dir } => return help_eval(&dir),
+        Command::HelpEval {
+            dir,
+            dev_misses,
+            tune,
+        } => return help_eval(&dir, dev_misses, tune),
         _ => {}
     }
     let services = Services::open(&config, Arc::new(SystemClock)).await?;
@@ -223,7 +227,7 @@ async fn serve(config: &atk_server::Config) -> Result<ExitCode, CliError> {
 
 /// `atk help-eval`: every `*.jsonl` question set in `dir`, through the
 /// engine and the baseline; the report on stdout.
-fn help_eval(dir: &std::path::Path) -> Result<ExitCode, CliError> {
+fn help_eval(dir: &std::path::Path, dev_misses: bool, tune: bool) -> Result<ExitCode, CliError> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| CliError::Internal(format!("cannot read {}: {e}", dir.display())))?
         .filter_map(Result::ok)
@@ -243,9 +247,19 @@ fn help_eval(dir: &std::path::Path) -> Result<ExitCode, CliError> {
         })?);
     }
     eprintln!("{} questions from {} files", items.len(), files.len());
-    let help = atk_server::help::Help::load();
+    let mut help = atk_server::help::Help::load();
+    if tune {
+        let (gate, right) = atk_server::help::eval::tune(&mut help, &items, chrono::Utc::now());
+        println!("tuned on dev: {gate:?} gets {right} dev questions right");
+    }
     let report = atk_server::help::eval::run(&help, &items, chrono::Utc::now());
     println!("{}", atk_server::help::eval::render(&report));
+    if dev_misses {
+        println!("dev misses ({}):", report.dev_misses.len());
+        for miss in &report.dev_misses {
+            println!("  {miss}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -171,6 +171,9 @@ pub struct Report {
     pub baseline: BTreeMap<(String, String), Tally>,
     pub baseline_threshold: f64,
     pub skipped_routes: Vec<String>,
+    /// The engine's misses on the dev split (never the test split: tuning
+    /// looks at dev only).
+    pub dev_misses: Vec<String>,
 }
 
 /// One question through the baseline: its best passage and raw score, and
@@ -201,6 +204,28 @@ pub fn run(help: &Help, items: &[Item], now: DateTime<Utc>) -> Report {
             .ask(&item.route, &item.question, Some(&project), data.clone())
             .expect("known route");
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if item.split == "dev" {
+            let got = answer.in_scope.then(|| answer.answer.to_lowercase());
+            let missed = match (item.kind.as_str(), &got) {
+                ("in_scope", None) => Some("refused".to_owned()),
+                ("in_scope", Some(text))
+                    if !item.expect.iter().all(|e| text.contains(&e.to_lowercase())) =>
+                {
+                    Some(format!(
+                        "answered from {:?} without {:?}",
+                        answer.sources[0].label, item.expect
+                    ))
+                }
+                ("in_scope", Some(_)) | (_, None) => None,
+                (_, Some(_)) => Some(format!("answered from {:?}", answer.sources[0].label)),
+            };
+            if let Some(missed) = missed {
+                report.dev_misses.push(format!(
+                    "{} [{}] {:?}: {missed}",
+                    item.id, item.kind, item.question
+                ));
+            }
+        }
         report
             .engine
             .entry((item.split.clone(), item.route.clone()))
@@ -326,4 +351,54 @@ pub fn render(report: &Report) -> String {
         ));
     }
     out
+}
+
+/// Tries a grid of gates on the dev split only and returns the one that
+/// gets the most dev questions right (in-scope answered correctly,
+/// out-of-scope and adversarial refused), with its count.
+pub fn tune(help: &mut Help, items: &[Item], now: DateTime<Utc>) -> (super::Gate, usize) {
+    let project = ProjectId::parse(DEMO_PROJECT_ID).expect("the demo id parses");
+    let dev: Vec<&Item> = items
+        .iter()
+        .filter(|item| item.split == "dev" && help.route(&item.route).is_ok())
+        .collect();
+    let data: Vec<Vec<Passage>> = dev
+        .iter()
+        .map(|item| demo_page_data(help, &item.route, now))
+        .collect();
+    let mut best = (help.gate(), 0);
+    for max_unknown in [0.2, 0.26, 0.34, 0.4, 0.5] {
+        for min_coverage in [0.3, 0.4, 0.5, 0.6, 0.7] {
+            for min_normalised in [0.1, 0.15, 0.2, 0.25, 0.3, 0.4] {
+                let gate = super::Gate {
+                    max_unknown,
+                    min_coverage,
+                    min_normalised,
+                };
+                help.set_gate(gate);
+                let right = dev
+                    .iter()
+                    .zip(&data)
+                    .filter(|(item, data)| {
+                        let (answer, _) = help
+                            .ask(&item.route, &item.question, Some(&project), (*data).clone())
+                            .expect("known route");
+                        match (item.kind.as_str(), answer.in_scope) {
+                            ("in_scope", true) => {
+                                let text = answer.answer.to_lowercase();
+                                item.expect.iter().all(|e| text.contains(&e.to_lowercase()))
+                            }
+                            ("in_scope", false) => false,
+                            (_, answered) => !answered,
+                        }
+                    })
+                    .count();
+                if right > best.1 {
+                    best = (gate, right);
+                }
+            }
+        }
+    }
+    help.set_gate(best.0);
+    best
 }

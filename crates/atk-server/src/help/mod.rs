@@ -19,7 +19,8 @@ use include_dir::{Dir, include_dir};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use index::{Gate, Index, Passage, Signals, SourceKind};
+pub use index::Gate;
+use index::{Index, Passage, Signals, SourceKind};
 use text::Analyzer;
 
 /// The exact out-of-scope answer of Page Help (SPEC section 6).
@@ -203,6 +204,16 @@ impl Help {
         }
     }
 
+    /// The gate in use.
+    pub fn gate(&self) -> Gate {
+        self.gate
+    }
+
+    /// Replaces the gate (the evaluation's tuning tries several).
+    pub fn set_gate(&mut self, gate: Gate) {
+        self.gate = gate;
+    }
+
     pub fn analyzer(&self) -> &Analyzer {
         &self.analyzer
     }
@@ -293,7 +304,7 @@ impl Help {
         if question.chars().count() > 500 || guard::refuses(question) {
             return fallback(no_signals);
         }
-        let terms = self.analyzer.terms(question);
+        let mut terms = self.analyzer.terms(question);
         let with_data;
         let index = if page_data.is_empty() {
             &route.index
@@ -301,6 +312,15 @@ impl Help {
             with_data = route.index.with(page_data, &self.analyzer);
             &with_data
         };
+        // Hurried typing: an unknown word one edit from a word of the page
+        // is read as that word.
+        for term in &mut terms {
+            if !index.knows(term)
+                && let Some(near) = index.nearest(term)
+            {
+                *term = near.to_owned();
+            }
+        }
         let (best, signals) = index.answer(&terms, &self.gate);
         let Some(best) = best else {
             return fallback(signals);
