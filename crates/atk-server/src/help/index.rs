@@ -76,6 +76,18 @@ pub struct Signals {
     pub margin: f64,
 }
 
+impl Signals {
+    /// Nothing matched (or nothing was searched).
+    pub const NONE: Self = Self {
+        best: None,
+        raw_score: 0.0,
+        normalised: 0.0,
+        coverage: 0.0,
+        unknown: 1.0,
+        margin: 0.0,
+    };
+}
+
 #[derive(Debug)]
 pub struct Index {
     passages: Vec<Passage>,
@@ -193,14 +205,7 @@ impl Index {
     /// signals for the best one.
     pub fn signals(&self, terms: &[String]) -> Signals {
         let unique: HashSet<&str> = terms.iter().map(String::as_str).collect();
-        let mut none = Signals {
-            best: None,
-            raw_score: 0.0,
-            normalised: 0.0,
-            coverage: 0.0,
-            unknown: 1.0,
-            margin: 0.0,
-        };
+        let mut none = Signals::NONE;
         if unique.is_empty() || self.passages.is_empty() {
             return none;
         }

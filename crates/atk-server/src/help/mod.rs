@@ -293,16 +293,8 @@ impl Help {
                 signals,
             ))
         };
-        let no_signals = Signals {
-            best: None,
-            raw_score: 0.0,
-            normalised: 0.0,
-            coverage: 0.0,
-            unknown: 1.0,
-            margin: 0.0,
-        };
         if question.chars().count() > 500 || guard::refuses(question) {
-            return fallback(no_signals);
+            return fallback(Signals::NONE);
         }
         let mut terms = self.analyzer.terms(question);
         let with_data;
