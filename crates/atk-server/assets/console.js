@@ -28,6 +28,69 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
+  // Page Help: the widget's form, answered in place.
+  const help = document.getElementById("help-form");
+  if (help) {
+    const out = document.getElementById("help-answer");
+    const show = (question, body) => {
+      out.replaceChildren();
+      const asked = document.createElement("p");
+      asked.className = "help-question";
+      asked.textContent = question;
+      const text = document.createElement("p");
+      text.className = body.in_scope ? "help-text" : "help-text fallback";
+      text.textContent = body.answer;
+      out.append(asked, text);
+      if (body.sources.length > 0) {
+        const sources = document.createElement("p");
+        sources.className = "help-sources";
+        sources.append("Source: ");
+        for (const source of body.sources) {
+          const badge = document.createElement("span");
+          badge.className = "badge info";
+          badge.textContent = source.label;
+          sources.append(badge, " ");
+        }
+        out.append(sources);
+      }
+      if (body.related_surface) {
+        const p = document.createElement("p");
+        const link = document.createElement("a");
+        link.className = "help-related";
+        link.href = body.related_surface.href;
+        link.textContent = "Open related surface: " + body.related_surface.label;
+        p.append(link);
+        out.append(p);
+      }
+    };
+    help.addEventListener("submit", async (event) => {
+      const submitter = event.submitter;
+      const question = submitter && submitter.name === "suggested"
+        ? submitter.value
+        : help.querySelector("#help-question").value;
+      if (!question.trim()) {
+        event.preventDefault();
+        return;
+      }
+      event.preventDefault();
+      const data = new URLSearchParams(new FormData(help));
+      data.set("question", question);
+      data.delete("suggested");
+      try {
+        const response = await fetch(help.action, {
+          method: "POST",
+          headers: { Accept: "application/json" },
+          body: data,
+          credentials: "same-origin",
+        });
+        if (!response.ok) throw new Error(String(response.status));
+        show(question, await response.json());
+      } catch (_) {
+        help.submit();
+      }
+    });
+  }
+
   const form = document.getElementById("create-key");
   if (!form) return;
   const scopes = [...form.querySelectorAll("li.scope")];

@@ -251,6 +251,17 @@ impl Help {
         Ok(self.route(route)?.entry.suggested.clone())
     }
 
+    /// The console page of a route in `project`.
+    pub fn console_path(&self, route: &str, project: &ProjectId) -> Option<String> {
+        let route = self.route(route).ok()?;
+        Some(
+            route
+                .entry
+                .console_path
+                .replace("{project_id}", project.as_str()),
+        )
+    }
+
     /// Whether the route quotes the project's data.
     pub fn uses_page_data(&self, route: &str) -> bool {
         self.route(route)

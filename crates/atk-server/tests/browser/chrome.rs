@@ -93,6 +93,13 @@ impl Browser {
     /// A fresh headless Chromium at `base` (the test server), or `None` when
     /// browsers are not installed outside CI.
     pub async fn start(base: &str) -> Option<Self> {
+        Self::start_with(base, &[]).await
+    }
+
+    /// As [`Browser::start`], with more Chromium switches (for example
+    /// `--blink-settings=scriptEnabled=false` for a browser without
+    /// JavaScript).
+    pub async fn start_with(base: &str, switches: &[&str]) -> Option<Self> {
         if !browser_available() {
             return None;
         }
@@ -120,20 +127,29 @@ impl Browser {
         std::thread::spawn(move || lines.for_each(drop));
 
         let profile = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.push(format!("--window-size={},{}", WIDE.0, WIDE.1));
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.extend(switches.iter().map(|s| (*s).to_owned()));
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("browserName".into(), json!("chrome"));
         capabilities.insert(
             "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                    format!("--window-size={},{}", WIDE.0, WIDE.1),
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            }),
+            json!({ "binary": CHROMIUM, "args": args }),
         );
         let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)

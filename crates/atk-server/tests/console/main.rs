@@ -980,6 +980,13 @@ async fn every_console_post_refuses_a_missing_csrf_token_and_changes_nothing(app
             "/console/projects/project_identity_demo/entitlements/marketing".into(),
             vec![("status", "enabled")],
         ),
+        (
+            "/console/help".into(),
+            vec![
+                ("route", "/project-settings/key-create"),
+                ("question", "hi"),
+            ],
+        ),
     ];
     for (path, fields) in &routes {
         let refused = owner.post(path, fields).await;

@@ -367,7 +367,12 @@ async fn members_page(
     let me = &console.user.account.id;
     let page = MembersPage {
         layout: console
-            .layout(state, "Members", Some((&project, "members")))
+            .layout_with_help(
+                state,
+                "Members",
+                Some((&project, "members")),
+                Some("/project-settings/members"),
+            )
             .await?,
         csrf: console.csrf.clone(),
         members: members
@@ -461,7 +466,7 @@ pub(super) fn sample_members_page(help_route: &'static str) -> Result<String, as
     MembersPage {
         layout: Layout {
             title: "Members".into(),
-            help_route: Some(help_route),
+            help_route: Some(help_route.to_owned()),
             ..Layout::default()
         },
         csrf: String::new(),

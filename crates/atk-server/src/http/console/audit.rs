@@ -90,7 +90,12 @@ pub async fn audit_log(
     });
     render(&AuditPage {
         layout: console
-            .layout(&state, "Audit log", Some((&project, "audit")))
+            .layout_with_help(
+                &state,
+                "Audit log",
+                Some((&project, "audit")),
+                Some("/project-settings/audit"),
+            )
             .await?,
         actions: AuditAction::ALL,
         selected,
@@ -121,7 +126,7 @@ pub(super) fn sample_audit_page(help_route: &'static str) -> Result<String, aska
     AuditPage {
         layout: Layout {
             title: "Audit log".into(),
-            help_route: Some(help_route),
+            help_route: Some(help_route.to_owned()),
             ..Layout::default()
         },
         actions: AuditAction::ALL,

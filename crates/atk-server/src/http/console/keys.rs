@@ -273,7 +273,12 @@ pub async fn list(
         .may(Operation::CreateKey(KeyKind::Project), &project_id);
     render(&KeysPage {
         layout: console
-            .layout(&state, "API Keys", Some((&project, "keys")))
+            .layout_with_help(
+                &state,
+                "API Keys",
+                Some((&project, "keys")),
+                Some("/project-settings/api-keys"),
+            )
             .await?,
         rows: page
             .items
@@ -432,10 +437,14 @@ async fn create_page(
         .service
         .list_entitlements(console.caller(), project_id)
         .await?;
-    let mut layout = console
-        .layout(state, "Create key", Some((&project, "keys")))
+    let layout = console
+        .layout_with_help(
+            state,
+            "Create key",
+            Some((&project, "keys")),
+            Some(CREATE_FLOW_HELP_ROUTE),
+        )
         .await?;
-    layout.help_route = Some(CREATE_FLOW_HELP_ROUTE);
     Ok(create_view(CreateView {
         layout,
         csrf: console.csrf.clone(),
@@ -683,10 +692,14 @@ pub async fn create(
                     .service
                     .get_project(console.caller(), &project_id)
                     .await?;
-                let mut layout = console
-                    .layout(&state, "Key created", Some((&project, "keys")))
+                let layout = console
+                    .layout_with_help(
+                        &state,
+                        "Key created",
+                        Some((&project, "keys")),
+                        Some(CREATE_FLOW_HELP_ROUTE),
+                    )
                     .await?;
-                layout.help_route = Some(CREATE_FLOW_HELP_ROUTE);
                 let page = RevealPage {
                     layout,
                     heading: "Key created",
@@ -819,7 +832,12 @@ async fn detail_page(
     let errors_present = !errors.is_empty();
     let mut response = render(&DetailPage {
         layout: console
-            .layout(state, key.name.clone(), Some((&project, "keys")))
+            .layout_with_help(
+                state,
+                key.name.clone(),
+                Some((&project, "keys")),
+                Some("/project-settings/key-detail"),
+            )
             .await?,
         csrf: console.csrf.clone(),
         nonce: atk_core::secret::random_base62(32),
@@ -940,7 +958,12 @@ pub async fn rotate(
             let now = state.service.now();
             let page = RevealPage {
                 layout: console
-                    .layout(&state, "Key rotated", Some((&project, "keys")))
+                    .layout_with_help(
+                        &state,
+                        "Key rotated",
+                        Some((&project, "keys")),
+                        Some("/project-settings/key-detail"),
+                    )
                     .await?,
                 heading: "Key rotated",
                 secret: rotated.secret.expose().to_owned(),
@@ -1068,7 +1091,7 @@ fn sample_row(now: DateTime<Utc>) -> PreviewRow {
 fn sample_layout(title: &str, help_route: &'static str) -> Layout {
     Layout {
         title: title.into(),
-        help_route: Some(help_route),
+        help_route: Some(help_route.to_owned()),
         ..Layout::default()
     }
 }

@@ -10,6 +10,7 @@ mod assets;
 mod audit;
 mod chart;
 mod form;
+mod help;
 mod keys;
 mod page;
 pub mod paths;
@@ -75,6 +76,7 @@ pub fn router() -> Router<AppState> {
             get(accounts::sign_in_page).post(accounts::sign_in),
         )
         .route(route::SIGN_OUT, post(accounts::sign_out))
+        .route(route::HELP, post(help::ask))
         .route(
             route::SETUP,
             get(accounts::setup_page).post(accounts::setup),

@@ -58,7 +58,40 @@ pub struct Layout {
     /// Inside a project: the navigation.
     pub project: Option<ProjectNav>,
     /// The Page Help route id of this page, when it has one.
-    pub help_route: Option<&'static str>,
+    pub help_route: Option<String>,
+    /// The Page Help widget, on signed-in pages that have a help route.
+    pub help: Option<HelpWidget>,
+}
+
+/// The Page Help widget as a page shows it: suggested questions, a
+/// question box, the allowed sources and, after a question, the answer.
+#[derive(Debug, Clone)]
+pub struct HelpWidget {
+    pub route: String,
+    pub title: String,
+    pub surface: String,
+    pub platform_step: String,
+    pub suggested: Vec<String>,
+    pub sources: Vec<crate::help::SourceEntry>,
+    pub project_id: String,
+    pub csrf: String,
+    pub answer: Option<HelpAnswerView>,
+}
+
+/// An answer in the widget.
+#[derive(Debug, Clone)]
+pub struct HelpAnswerView {
+    pub question: String,
+    pub in_scope: bool,
+    pub text: String,
+    pub source_labels: Vec<String>,
+    pub related: Option<(String, String)>,
+}
+
+impl HelpWidget {
+    pub fn action(&self) -> &'static str {
+        paths::HELP
+    }
 }
 
 #[derive(Debug, Clone)]

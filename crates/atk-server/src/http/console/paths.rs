@@ -6,6 +6,8 @@ use atk_core::ids::ProjectId;
 pub const HOME: &str = "/console";
 pub const SIGN_IN: &str = "/console/sign-in";
 pub const SIGN_OUT: &str = "/console/sign-out";
+/// Page Help's form post (the widget without JavaScript).
+pub const HELP: &str = "/console/help";
 pub const STYLESHEET: &str = "/console/assets/console.css";
 pub const SCRIPT: &str = "/console/assets/console.js";
 
@@ -15,6 +17,7 @@ pub mod route {
     pub const HOME: &str = "/";
     pub const SIGN_IN: &str = "/sign-in";
     pub const SIGN_OUT: &str = "/sign-out";
+    pub const HELP: &str = "/help";
     pub const STYLESHEET: &str = "/assets/console.css";
     pub const SCRIPT: &str = "/assets/console.js";
     pub const SETUP: &str = "/setup/{token}";

@@ -161,10 +161,11 @@ async fn entitlements_page(
     let failed = error.is_some();
     let mut response = render(&EntitlementsPage {
         layout: console
-            .layout(
+            .layout_with_help(
                 state,
                 "Commerce entitlements",
                 Some((&project, "entitlements")),
+                Some("/project-settings/entitlements"),
             )
             .await?,
         project_id: project_id.clone(),
@@ -256,7 +257,7 @@ pub(super) fn sample_entitlements_page(help_route: &'static str) -> Result<Strin
     EntitlementsPage {
         layout: Layout {
             title: "Commerce entitlements".into(),
-            help_route: Some(help_route),
+            help_route: Some(help_route.to_owned()),
             ..Layout::default()
         },
         project_id,

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use subtle::ConstantTimeEq;
 
 use super::form::Form;
-use super::page::{Layout, PageError, ProjectNav, UserBar, parse_project};
+use super::page::{HelpWidget, Layout, PageError, ProjectNav, UserBar, parse_project};
 use super::paths;
 use crate::http::AppState;
 use crate::http::auth::source_ip;
@@ -209,6 +209,33 @@ impl Console {
         title: impl Into<String>,
         project: Option<(&Project, &'static str)>,
     ) -> Result<Layout, PageError> {
+        self.layout_with_help(state, title, project, None).await
+    }
+
+    /// The layout of a page with the Page Help widget of `help_route`.
+    pub async fn layout_with_help(
+        &self,
+        state: &AppState,
+        title: impl Into<String>,
+        project: Option<(&Project, &'static str)>,
+        help_route: Option<&str>,
+    ) -> Result<Layout, PageError> {
+        let help = help_route.and_then(|route| {
+            let info = state.help.routes().into_iter().find(|r| r.route == route)?;
+            Some(HelpWidget {
+                route: info.route,
+                title: info.title,
+                surface: info.surface,
+                platform_step: info.platform_step,
+                suggested: info.suggested_questions,
+                sources: info.allowed_sources,
+                project_id: project
+                    .map(|(p, _)| p.project_id.to_string())
+                    .unwrap_or_default(),
+                csrf: self.csrf.clone(),
+                answer: None,
+            })
+        });
         let project = match project {
             Some((project, active)) => {
                 let visible = state.service.list_projects(self.caller()).await?;
@@ -224,7 +251,8 @@ impl Console {
                 csrf: self.csrf.clone(),
             }),
             project,
-            help_route: None,
+            help_route: help_route.map(str::to_owned),
+            help,
         })
     }
 }
