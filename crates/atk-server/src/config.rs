@@ -26,6 +26,9 @@ pub struct Config {
     /// `https://keys.example.com`), for printed links. `None`: the listen
     /// address over plain HTTP.
     pub public_url: Option<String>,
+    /// A folder of the operator's own Knowledge Hub documents (`*.md`),
+    /// answered beside the shipped ones.
+    pub knowledge_dir: Option<PathBuf>,
     /// Marks the console session cookie `Secure` (browsers then send it over
     /// HTTPS only). On by default when `public_url` is `https://…`.
     pub secure_cookies: bool,
@@ -40,6 +43,7 @@ impl Default for Config {
             admin_token: None,
             pepper_file: None,
             public_url: None,
+            knowledge_dir: None,
             secure_cookies: false,
         }
     }
@@ -58,6 +62,7 @@ impl std::fmt::Debug for Config {
             )
             .field("pepper_file", &self.pepper_file)
             .field("public_url", &self.public_url)
+            .field("knowledge_dir", &self.knowledge_dir)
             .field("secure_cookies", &self.secure_cookies)
             .finish()
     }
@@ -85,6 +90,11 @@ pub enum ConfigError {
         min = Pepper::MIN_LEN
     )]
     BadPepper(PathBuf),
+    #[error("cannot read the knowledge folder {path}: {source}")]
+    KnowledgeDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the admin token must be at least 32 characters")]
     WeakAdminToken,
 }
@@ -95,6 +105,34 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join(SQLITE_FILE).display()))
+    }
+
+    /// The operator's Knowledge Hub documents: every `*.md` file of
+    /// `knowledge_dir`, by name.
+    pub fn knowledge_documents(&self) -> Result<Vec<crate::help::HubDocument>, ConfigError> {
+        let Some(dir) = &self.knowledge_dir else {
+            return Ok(Vec::new());
+        };
+        let error = |source| ConfigError::KnowledgeDir {
+            path: dir.clone(),
+            source,
+        };
+        let mut documents = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(error)? {
+            let path = entry.map_err(error)?.path();
+            if path.extension().is_some_and(|ext| ext == "md") {
+                documents.push(crate::help::HubDocument {
+                    name: path
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned(),
+                    markdown: std::fs::read_to_string(&path).map_err(error)?,
+                });
+            }
+        }
+        documents.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(documents)
     }
 
     /// Where printed console links point: the configured public URL without

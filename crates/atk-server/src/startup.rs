@@ -175,7 +175,7 @@ impl Application {
                 secure_cookies: config.secure_cookies,
                 public_url: public_url.as_str().into(),
             },
-            help: Arc::new(crate::help::Help::load()),
+            help: Arc::new(crate::help::Help::load_with(config.knowledge_documents()?)),
         };
         Ok(Self {
             listener,

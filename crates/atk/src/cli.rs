@@ -65,6 +65,10 @@ pub struct ConfigArgs {
     /// the public URL is https://.
     #[arg(long, env = "ATK_SECURE_COOKIES", global = true)]
     pub secure_cookies: Option<bool>,
+    /// A folder of your own Knowledge Hub documents (`*.md`), answered by
+    /// the global helper beside the shipped ones.
+    #[arg(long, env = "ATK_KNOWLEDGE_DIR", global = true)]
+    pub knowledge_dir: Option<PathBuf>,
 }
 
 impl ConfigArgs {
@@ -81,6 +85,7 @@ impl ConfigArgs {
                     .is_some_and(|url| url.starts_with("https://"))
             }),
             public_url: self.public_url.clone(),
+            knowledge_dir: self.knowledge_dir.clone(),
         }
     }
 }

@@ -39,10 +39,10 @@ fn help_eval_prints_engine_and_baseline_per_split_with_no_leaks() {
         .count();
     assert_eq!(
         engine_lines.len(),
-        14,
-        "6 routes and all routes, two splits: {said}"
+        16,
+        "6 routes, the Knowledge Hub and all routes, two splits: {said}"
     );
-    assert_eq!(baseline_lines, 14);
+    assert_eq!(baseline_lines, 16);
     for line in engine_lines {
         // The leaks column: the second to last number on the line.
         let numbers: Vec<&str> = line.split_whitespace().collect();

@@ -18,6 +18,9 @@ use serde::Deserialize;
 use super::index::{Index, Passage};
 use super::{Help, sources};
 
+/// The route name the question sets use for the Knowledge Hub.
+pub const HUB: &str = "knowledge-hub";
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Item {
     pub id: String,
@@ -184,7 +187,8 @@ type BaselineRun<'a> = (&'a Item, Option<(String, f64)>, u64);
 pub fn run(help: &Help, items: &[Item], now: DateTime<Utc>) -> Report {
     let project = ProjectId::parse(DEMO_PROJECT_ID).expect("the demo id parses");
     let mut report = Report::default();
-    let known: Vec<String> = help.routes().into_iter().map(|r| r.route).collect();
+    let mut known: Vec<String> = help.routes().into_iter().map(|r| r.route).collect();
+    known.push(HUB.to_owned());
     let usable: Vec<&Item> = items
         .iter()
         .filter(|item| {
@@ -200,9 +204,12 @@ pub fn run(help: &Help, items: &[Item], now: DateTime<Utc>) -> Report {
     for item in &usable {
         let started = Instant::now();
         let data = demo_page_data(help, &item.route, now);
-        let (answer, _) = help
-            .ask(&item.route, &item.question, Some(&project), data.clone())
-            .expect("known route");
+        let (answer, _) = if item.route == HUB {
+            help.ask_hub(&item.question)
+        } else {
+            help.ask(&item.route, &item.question, Some(&project), data.clone())
+                .expect("known route")
+        };
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         if item.split == "dev" {
             let got = answer.in_scope.then(|| answer.answer.to_lowercase());
@@ -237,7 +244,11 @@ pub fn run(help: &Help, items: &[Item], now: DateTime<Utc>) -> Report {
             );
 
         let started = Instant::now();
-        let top = help.baseline_top(&item.route, &item.question, data);
+        let top = if item.route == HUB {
+            help.hub_baseline_top(&item.question)
+        } else {
+            help.baseline_top(&item.route, &item.question, data)
+        };
         raw.push((
             item,
             top,
@@ -360,7 +371,9 @@ pub fn tune(help: &mut Help, items: &[Item], now: DateTime<Utc>) -> (super::Gate
     let project = ProjectId::parse(DEMO_PROJECT_ID).expect("the demo id parses");
     let dev: Vec<&Item> = items
         .iter()
-        .filter(|item| item.split == "dev" && help.route(&item.route).is_ok())
+        .filter(|item| {
+            item.split == "dev" && (item.route == HUB || help.route(&item.route).is_ok())
+        })
         .collect();
     let data: Vec<Vec<Passage>> = dev
         .iter()
@@ -380,9 +393,12 @@ pub fn tune(help: &mut Help, items: &[Item], now: DateTime<Utc>) -> (super::Gate
                     .iter()
                     .zip(&data)
                     .filter(|(item, data)| {
-                        let (answer, _) = help
-                            .ask(&item.route, &item.question, Some(&project), (*data).clone())
-                            .expect("known route");
+                        let (answer, _) = if item.route == HUB {
+                            help.ask_hub(&item.question)
+                        } else {
+                            help.ask(&item.route, &item.question, Some(&project), (*data).clone())
+                                .expect("known route")
+                        };
                         match (item.kind.as_str(), answer.in_scope) {
                             ("in_scope", true) => {
                                 let text = answer.answer.to_lowercase();

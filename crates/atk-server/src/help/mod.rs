@@ -130,12 +130,49 @@ pub enum HelpError {
     UnknownRoute(String),
 }
 
-/// The help engine: the registry with each route's fixed passages indexed.
+/// The help engine: the registry with each route's fixed passages indexed,
+/// and the Knowledge Hub.
 #[derive(Debug)]
 pub struct Help {
     analyzer: Analyzer,
     routes: Vec<Route>,
+    hub: Index,
     gate: Gate,
+}
+
+/// Suggested questions of the global helper.
+pub const HUB_SUGGESTED: [&str; 4] = [
+    "How do I rotate a key without downtime?",
+    "What does ENTITLEMENT_TRIAL_ENDED mean?",
+    "How should I store secrets?",
+    "How do I run several nodes on PostgreSQL?",
+];
+
+/// A Knowledge Hub document: its file name and its markdown.
+#[derive(Debug, Clone)]
+pub struct HubDocument {
+    pub name: String,
+    pub markdown: String,
+}
+
+/// The Knowledge Hub documents shipped in the binary (`help/hub/*.md`).
+pub fn shipped_hub_documents() -> Vec<HubDocument> {
+    let mut documents: Vec<HubDocument> = HELP_DIR
+        .get_dir("hub")
+        .map(|dir| {
+            dir.files()
+                .filter(|file| file.path().extension().is_some_and(|ext| ext == "md"))
+                .filter_map(|file| {
+                    Some(HubDocument {
+                        name: file.path().file_name()?.to_string_lossy().into_owned(),
+                        markdown: file.contents_utf8()?.to_owned(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    documents.sort_by(|a, b| a.name.cmp(&b.name));
+    documents
 }
 
 fn file(path: &str) -> &'static str {
@@ -150,6 +187,12 @@ impl Help {
     /// Panics on a malformed registry: the tests load it, so a broken file
     /// never ships.
     pub fn load() -> Self {
+        Self::load_with(Vec::new())
+    }
+
+    /// As [`Help::load`], with the operator's own Knowledge Hub documents
+    /// (`--knowledge-dir`) beside the shipped ones.
+    pub fn load_with(operator_documents: Vec<HubDocument>) -> Self {
         let registry: Registry =
             toml::from_str(file("routes.toml")).expect("help/routes.toml is valid");
         let analyzer = Analyzer::new(file("synonyms.txt"));
@@ -197,11 +240,92 @@ impl Help {
                 }
             })
             .collect();
+        let mut hub_passages = Vec::new();
+        for document in shipped_hub_documents()
+            .into_iter()
+            .chain(operator_documents)
+        {
+            let title = document
+                .markdown
+                .lines()
+                .find_map(|line| line.strip_prefix("# "))
+                .map_or(document.name.clone(), |title| title.trim().to_owned());
+            hub_passages.extend(sources::markdown(
+                &document.markdown,
+                SourceKind::KnowledgeHub,
+                &title,
+                |_| None,
+            ));
+        }
+        let hub = Index::new(hub_passages, &analyzer);
         Self {
             analyzer,
             routes,
+            hub,
             gate: Gate::TUNED,
         }
+    }
+
+    /// Answers from the Knowledge Hub only, or with its exact fallback.
+    pub fn ask_hub(&self, question: &str) -> (HelpAnswer, Signals) {
+        let suggested: Vec<String> = HUB_SUGGESTED.iter().map(|q| (*q).to_owned()).collect();
+        let fallback = |signals| {
+            (
+                HelpAnswer {
+                    in_scope: false,
+                    answer: HUB_FALLBACK.to_owned(),
+                    sources: Vec::new(),
+                    related_surface: None,
+                    suggested_questions: suggested.clone(),
+                },
+                signals,
+            )
+        };
+        if question.chars().count() > 500 || guard::refuses(question) {
+            return fallback(Signals::NONE);
+        }
+        let terms = self.corrected_terms(&self.hub, question);
+        let (best, signals) = self.hub.answer(&terms, &self.gate);
+        let Some(best) = best else {
+            return fallback(signals);
+        };
+        let passage = &self.hub.passages()[best];
+        (
+            HelpAnswer {
+                in_scope: true,
+                answer: passage.text.clone(),
+                sources: vec![SourceQuote {
+                    kind: passage.kind,
+                    label: passage.label.clone(),
+                    text: passage.text.clone(),
+                }],
+                related_surface: None,
+                suggested_questions: suggested,
+            },
+            signals,
+        )
+    }
+
+    /// The question's terms, with hurried typing read as the nearest word
+    /// of `index` (one edit away).
+    fn corrected_terms(&self, index: &Index, question: &str) -> Vec<String> {
+        let mut terms = self.analyzer.terms(question);
+        for term in &mut terms {
+            if !index.knows(term)
+                && let Some(near) = index.nearest(term)
+            {
+                *term = near.to_owned();
+            }
+        }
+        terms
+    }
+
+    /// The Knowledge Hub's baseline: top BM25 passage and raw score.
+    pub fn hub_baseline_top(&self, question: &str) -> Option<(String, f64)> {
+        let signals = self.hub.signals(&self.analyzer.terms(question));
+        signals
+            .best
+            .map(|best| (self.hub.passages()[best].text.clone(), signals.raw_score))
     }
 
     /// The gate in use.
@@ -307,7 +431,6 @@ impl Help {
         if question.chars().count() > 500 || guard::refuses(question) {
             return fallback(Signals::NONE);
         }
-        let mut terms = self.analyzer.terms(question);
         let with_data;
         let index = if page_data.is_empty() {
             &route.index
@@ -315,15 +438,7 @@ impl Help {
             with_data = route.index.with(page_data, &self.analyzer);
             &with_data
         };
-        // Hurried typing: an unknown word one edit from a word of the page
-        // is read as that word.
-        for term in &mut terms {
-            if !index.knows(term)
-                && let Some(near) = index.nearest(term)
-            {
-                *term = near.to_owned();
-            }
-        }
+        let terms = self.corrected_terms(index, question);
         let (best, signals) = index.answer(&terms, &self.gate);
         let Some(best) = best else {
             return fallback(signals);

@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(help_routes))
         .routes(routes!(ask))
+        .routes(routes!(global_ask))
 }
 
 /// Longest question accepted, in characters.
@@ -130,4 +131,34 @@ async fn ask(
             HelpError::UnknownRoute(_) => ApiError::invalid(error.to_string()),
         })?;
     Ok(Json(answer))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalAskRequest {
+    /// Up to 1,000 characters.
+    #[schema(example = "How do I rotate a key without downtime?")]
+    question: String,
+}
+
+/// Answers from the Knowledge Hub only (the shipped documents and the
+/// operator's `--knowledge-dir`), naming the document and section, or with
+/// exactly `I don't see that in the Knowledge Hub yet.` and no sources.
+#[utoipa::path(post, path = "/v1/help/global/ask", tag = "help",
+    request_body = GlobalAskRequest,
+    responses(
+        (status = 200, description = "A passage of a Knowledge Hub document, or the fallback", body = HelpAnswer),
+        (status = 400, description = "Question too long or malformed body", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+    ))]
+async fn global_ask(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<GlobalAskRequest>,
+) -> Result<Json<HelpAnswer>, ApiError> {
+    if body.question.chars().count() > MAX_QUESTION_CHARS {
+        return Err(ApiError::invalid(format!(
+            "question is limited to {MAX_QUESTION_CHARS} characters"
+        )));
+    }
+    Ok(Json(state.help.ask_hub(&body.question).0))
 }

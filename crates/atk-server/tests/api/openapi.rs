@@ -25,6 +25,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/keys/verify"),
     ("get", "/v1/help/routes"),
     ("post", "/v1/help/ask"),
+    ("post", "/v1/help/global/ask"),
 ];
 
 fn documented(document: &serde_json::Value) -> BTreeSet<(String, String)> {
