@@ -114,6 +114,24 @@ struct Route {
     section_headings: HashMap<String, String>,
 }
 
+impl Route {
+    fn info(&self) -> RouteInfo {
+        RouteInfo {
+            route: self.entry.id.clone(),
+            title: self.entry.title.clone(),
+            surface: self.entry.surface.clone(),
+            platform_step: self.entry.platform_step.clone(),
+            allowed_sources: self.entry.sources.clone(),
+            suggested_questions: self
+                .entry
+                .suggested
+                .iter()
+                .map(|s| s.question.clone())
+                .collect(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Route")
@@ -351,22 +369,12 @@ impl Help {
 
     /// Every route, as `GET /v1/help/routes` lists them.
     pub fn routes(&self) -> Vec<RouteInfo> {
-        self.routes
-            .iter()
-            .map(|route| RouteInfo {
-                route: route.entry.id.clone(),
-                title: route.entry.title.clone(),
-                surface: route.entry.surface.clone(),
-                platform_step: route.entry.platform_step.clone(),
-                allowed_sources: route.entry.sources.clone(),
-                suggested_questions: route
-                    .entry
-                    .suggested
-                    .iter()
-                    .map(|s| s.question.clone())
-                    .collect(),
-            })
-            .collect()
+        self.routes.iter().map(Route::info).collect()
+    }
+
+    /// One route, as `GET /v1/help/routes` lists it.
+    pub fn route_info(&self, id: &str) -> Option<RouteInfo> {
+        self.route(id).ok().map(Route::info)
     }
 
     /// The suggested questions of a route with the source kind each must be

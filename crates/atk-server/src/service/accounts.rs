@@ -14,7 +14,7 @@ use atk_core::account::{
     Account, AccountRecord, ConsoleLink, INVITE_LINK_LIFETIME, LinkPurpose, SETUP_LINK_LIFETIME,
     Session, check_new_password,
 };
-use atk_core::audit::{Actor, ActorType, AuditAction, AuditEvent, Target};
+use atk_core::audit::{Actor, ActorType, AuditAction, AuditEvent};
 use atk_core::ids::{AccountId, DisplayName, Email, ProjectId};
 use atk_core::secret::{Pepper, SecretHash, random_base62};
 use atk_store::{AccountStore, Redemption, Store, StoreError};
@@ -507,26 +507,25 @@ impl Accounts {
         source_ip: Option<IpAddr>,
     ) -> Result<(), ServiceError> {
         let now = self.now();
+        let actor = Actor {
+            kind: ActorType::Account,
+            id: account.id.to_string(),
+        };
         let events: Vec<AuditEvent> = self
             .store
             .roles_of(&account.id)
             .await?
             .iter()
-            .map(|(project, _)| AuditEvent {
-                id: format!("evt_{}", random_base62(22)),
-                at: now,
-                actor: Actor {
-                    kind: ActorType::Account,
-                    id: account.id.to_string(),
-                },
-                action,
-                target: Target {
-                    kind: "account".into(),
-                    id: account.id.to_string(),
-                },
-                project_id: Some(project.clone()),
-                source_ip: source_ip.map(|ip| ip.to_string()),
-                details: json!({ "email": account.email }),
+            .map(|(project, _)| {
+                AuditEvent::new(
+                    now,
+                    actor.clone(),
+                    action,
+                    project,
+                    ("account", account.id.as_str()),
+                    source_ip.map(|ip| ip.to_string()),
+                    json!({ "email": account.email }),
+                )
             })
             .collect();
         self.store.append_events(&events).await?;

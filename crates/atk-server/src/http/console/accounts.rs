@@ -453,8 +453,7 @@ pub async fn set_role(
 
 /// The members page with one owner and one viewer, for Page Help's page copy.
 pub(super) fn sample_members_page(help_route: &'static str) -> Result<String, askama::Error> {
-    let project_id =
-        ProjectId::parse(atk_core::project::DEMO_PROJECT_ID).expect("the demo project id parses");
+    let project_id = super::page::sample_project();
     let member = |name: &str, email: &str, role, is_me| MemberRow {
         account_id: "acc_sample".into(),
         display_name: name.into(),

@@ -120,8 +120,7 @@ pub async fn audit_log(
 /// The audit log with one event, for Page Help's page copy.
 pub(super) fn sample_audit_page(help_route: &'static str) -> Result<String, askama::Error> {
     use askama::Template;
-    let project_id = atk_core::ids::ProjectId::parse(atk_core::project::DEMO_PROJECT_ID)
-        .expect("the demo project id parses");
+    let project_id = super::page::sample_project();
     let href = paths::audit(&project_id);
     AuditPage {
         layout: Layout {

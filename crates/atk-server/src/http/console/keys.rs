@@ -1061,13 +1061,7 @@ pub async fn expire(
 // templates with sample data (the demo project, its initial entitlements,
 // an invented key) and never a secret.
 
-fn sample_now() -> DateTime<Utc> {
-    DateTime::UNIX_EPOCH + TimeDelta::days(20_000)
-}
-
-fn sample_project() -> ProjectId {
-    ProjectId::parse(atk_core::project::DEMO_PROJECT_ID).expect("the demo project id parses")
-}
+use super::page::{sample_now, sample_project};
 
 fn sample_row(now: DateTime<Utc>) -> PreviewRow {
     PreviewRow {

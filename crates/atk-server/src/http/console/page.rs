@@ -352,3 +352,13 @@ fn sentence(text: &str) -> String {
     }
     out
 }
+
+/// The instant sample pages (Page Help's page copy) are rendered at.
+pub(super) fn sample_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::UNIX_EPOCH + chrono::TimeDelta::days(20_000)
+}
+
+/// The project sample pages show: the demo project.
+pub(super) fn sample_project() -> ProjectId {
+    ProjectId::parse(atk_core::project::DEMO_PROJECT_ID).expect("the demo project id parses")
+}

@@ -6,7 +6,7 @@ use atk_core::access::Operation;
 use atk_core::entitlement::{Entitlement, EntitlementStatus, blocks, describe};
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeDelta};
+use chrono::{Datelike, NaiveDate, NaiveTime};
 use serde::Deserialize;
 
 use super::form::{Form, PagePath, PageQuery};
@@ -251,9 +251,8 @@ pub async fn change_entitlement(
 /// The entitlements page with the initial table, for Page Help's page copy.
 pub(super) fn sample_entitlements_page(help_route: &'static str) -> Result<String, askama::Error> {
     use askama::Template;
-    let now = DateTime::UNIX_EPOCH + TimeDelta::days(20_000);
-    let project_id = atk_core::ids::ProjectId::parse(atk_core::project::DEMO_PROJECT_ID)
-        .expect("the demo project id parses");
+    let now = super::page::sample_now();
+    let project_id = super::page::sample_project();
     EntitlementsPage {
         layout: Layout {
             title: "Commerce entitlements".into(),

@@ -221,7 +221,7 @@ impl Console {
         help_route: Option<&str>,
     ) -> Result<Layout, PageError> {
         let help = help_route.and_then(|route| {
-            let info = state.help.routes().into_iter().find(|r| r.route == route)?;
+            let info = state.help.route_info(route)?;
             Some(HelpWidget {
                 route: info.route,
                 title: info.title,
