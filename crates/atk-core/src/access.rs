@@ -94,6 +94,9 @@ pub enum Operation {
     ChangeEntitlements,
     /// Invite members and change their roles.
     ManageMembers,
+    /// The questions Page Help could not answer in the project: members
+    /// typed them, so only owners read them, as coverage gaps for writers.
+    ReadHelpGaps,
 }
 
 impl Operation {
@@ -106,6 +109,7 @@ impl Operation {
             Self::ManageKeys,
             Self::ChangeEntitlements,
             Self::ManageMembers,
+            Self::ReadHelpGaps,
         ];
         all.extend(KeyKind::ALL.into_iter().map(Self::CreateKey));
         all
@@ -147,9 +151,10 @@ pub fn decide(principal: &Principal, operation: Operation, project: Option<&Proj
                 | Operation::ManageKeys,
                 Some(_),
             ) => Access::Allowed,
-            (Operation::ChangeEntitlements | Operation::ManageMembers, Some(_)) => {
-                Access::Forbidden
-            }
+            (
+                Operation::ChangeEntitlements | Operation::ManageMembers | Operation::ReadHelpGaps,
+                Some(_),
+            ) => Access::Forbidden,
         },
         Principal::Member(member) => {
             if operation == Operation::CreateProject {
@@ -162,7 +167,7 @@ pub fn decide(principal: &Principal, operation: Operation, project: Option<&Proj
                 Operation::ReadProject | Operation::ReadAudit => Role::Viewer,
                 Operation::CreateKey(KeyKind::ServiceRole) => Role::Owner,
                 Operation::CreateKey(_) | Operation::ManageKeys => Role::Admin,
-                Operation::ManageMembers => Role::Owner,
+                Operation::ManageMembers | Operation::ReadHelpGaps => Role::Owner,
                 Operation::ChangeEntitlements | Operation::CreateProject => {
                     return Access::Forbidden;
                 }
@@ -265,16 +270,21 @@ mod tests {
                     | Operation::CreateKey(_)
                     | Operation::ManageKeys,
                 ) => (A, H, F),
-                ("service role key", Operation::ChangeEntitlements | Operation::ManageMembers) => {
-                    (F, H, F)
-                }
+                (
+                    "service role key",
+                    Operation::ChangeEntitlements
+                    | Operation::ManageMembers
+                    | Operation::ReadHelpGaps,
+                ) => (F, H, F),
                 (_, Operation::CreateProject) => (F, F, F),
                 ("account without a role", _) => (H, H, H),
                 (_, Operation::ChangeEntitlements) => (F, H, H),
                 ("owner", _) => (A, H, H),
                 (
                     "admin",
-                    Operation::CreateKey(KeyKind::ServiceRole) | Operation::ManageMembers,
+                    Operation::CreateKey(KeyKind::ServiceRole)
+                    | Operation::ManageMembers
+                    | Operation::ReadHelpGaps,
                 ) => (F, H, H),
                 ("admin", _) => (A, H, H),
                 ("viewer", Operation::ReadProject | Operation::ReadAudit) => (A, H, H),
@@ -294,7 +304,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, principals.len() * (6 + KeyKind::ALL.len()));
+        assert_eq!(checked, principals.len() * (7 + KeyKind::ALL.len()));
     }
 
     #[test]

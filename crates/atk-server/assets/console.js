@@ -32,11 +32,17 @@ document.addEventListener("DOMContentLoaded", () => {
   const help = document.getElementById("help-form");
   if (help) {
     const out = document.getElementById("help-answer");
-    const show = (question, body) => {
+    const show = (question, body, hub) => {
       out.replaceChildren();
       const asked = document.createElement("p");
       asked.className = "help-question";
       asked.textContent = question;
+      if (hub) {
+        const badge = document.createElement("span");
+        badge.className = "badge info";
+        badge.textContent = "Knowledge Hub";
+        asked.append(" ", badge);
+      }
       const text = document.createElement("p");
       text.className = body.in_scope ? "help-text" : "help-text fallback";
       text.textContent = body.answer;
@@ -84,7 +90,7 @@ document.addEventListener("DOMContentLoaded", () => {
           credentials: "same-origin",
         });
         if (!response.ok) throw new Error(String(response.status));
-        show(question, await response.json());
+        show(question, await response.json(), data.get("mode") === "hub");
       } catch (_) {
         help.submit();
       }

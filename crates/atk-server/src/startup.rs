@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::config::{Config, ConfigError};
 use crate::http::auth::AdminCredential;
 use crate::http::{self, AppState};
-use crate::service::{Accounts, ConsoleToken, Service, ServiceError};
+use crate::service::{Accounts, ConsoleToken, HelpGaps, Service, ServiceError};
 use crate::usage::UsageRecorder;
 use crate::verifier::Verifier;
 
@@ -49,6 +49,7 @@ pub struct Services {
     pub service: Arc<Service>,
     pub accounts: Arc<Accounts>,
     pub verifier: Arc<Verifier>,
+    pub help_gaps: Arc<HelpGaps>,
 }
 
 impl Services {
@@ -72,8 +73,10 @@ impl Services {
             pepper.clone(),
             clock.clone(),
         ));
+        let help_gaps = Arc::new(HelpGaps::new(store.clone(), clock.clone()));
         Ok(Self {
             service: Arc::new(Service::new(dyn_store, pepper, clock, verifier.clone())),
+            help_gaps,
             accounts,
             verifier,
             store,
@@ -170,6 +173,7 @@ impl Application {
             service: services.service.clone(),
             accounts: services.accounts.clone(),
             verifier: services.verifier.clone(),
+            help_gaps: services.help_gaps.clone(),
             admin,
             console: crate::http::console::ConsoleSettings {
                 secure_cookies: config.secure_cookies,

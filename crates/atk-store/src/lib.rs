@@ -5,6 +5,7 @@
 pub mod sql;
 /// [`AccountStore`] on the same SQL store.
 mod sql_accounts;
+mod sql_help;
 /// Fresh databases for tests: a temporary SQLite file or a new PostgreSQL database.
 pub mod testing;
 
@@ -328,4 +329,46 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Appends events that record no change of their own (sign-in attempts).
     async fn append_events(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
+}
+
+/// Distinct questions kept per project and route; past it, misses are only
+/// counted (under the withheld question).
+pub const HELP_MISS_QUESTIONS_PER_ROUTE: i64 = 200;
+
+/// One question Page Help or the Knowledge Hub answered with the fallback.
+#[derive(Debug, Clone, Copy)]
+pub struct HelpMiss<'a> {
+    pub project: Option<&'a ProjectId>,
+    /// A help route id, or `knowledge-hub`.
+    pub route: &'a str,
+    /// `None` when the question must not be kept (it looked like a secret).
+    pub question: Option<&'a str>,
+    pub at: DateTime<Utc>,
+}
+
+/// How often a question went unanswered on a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelpMissCount {
+    pub route: String,
+    /// `None`: withheld (looked like a secret) or past the per-route cap.
+    pub question: Option<String>,
+    pub asked: u64,
+    pub last_asked_at: DateTime<Utc>,
+}
+
+/// Page Help's unanswered questions, as coverage gaps for writers.
+/// Implementations must pass the conformance suite in `tests/conformance.rs`.
+#[async_trait]
+pub trait HelpGapStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Counts one miss: a new question is kept until the route has
+    /// [`HELP_MISS_QUESTIONS_PER_ROUTE`] of them in the project.
+    async fn record_help_miss(&self, miss: &HelpMiss<'_>) -> Result<(), StoreError>;
+
+    /// The project's misses, most asked first (then most recent), at most
+    /// `limit`.
+    async fn help_misses(
+        &self,
+        project: &ProjectId,
+        limit: u32,
+    ) -> Result<Vec<HelpMissCount>, StoreError>;
 }

@@ -15,8 +15,8 @@ use atk_core::project::{Project, initial_entitlements};
 use atk_core::secret::SecretHash;
 use atk_core::secret::{Pepper, PlaintextSecret};
 use atk_store::{
-    AccountStore, AuditQuery, KeyQuery, Redemption, Rotation, SqlStore, Store, StoreError,
-    UsageCount,
+    AccountStore, AuditQuery, HELP_MISS_QUESTIONS_PER_ROUTE, HelpGapStore, HelpMiss, HelpMissCount,
+    KeyQuery, Redemption, Rotation, SqlStore, Store, StoreError, UsageCount,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -74,6 +74,8 @@ conformance!(
     an_invite_link_is_stored_with_its_audit_event,
     pruning_deletes_ended_sessions_spent_links_and_old_nonces_only,
     an_invite_adds_an_existing_account_to_a_project_once,
+    help_misses_are_counted_per_project_route_and_question,
+    help_misses_keep_at_most_the_cap_of_questions_per_route,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -1516,4 +1518,122 @@ async fn an_invite_adds_an_existing_account_to_a_project_once(store: &SqlStore) 
             .await,
         Err(StoreError::NotFound)
     ));
+}
+
+async fn help_misses_are_counted_per_project_route_and_question(store: &SqlStore) {
+    let ours = project(store, "project_help_ours").await;
+    let theirs = project(store, "project_help_theirs").await;
+    let route = "/project-settings/key-create";
+    let miss = |project, question, minutes| HelpMiss {
+        project,
+        route,
+        question,
+        at: t0() + TimeDelta::minutes(minutes),
+    };
+    store
+        .record_help_miss(&miss(Some(&ours), Some("what is sso"), 1))
+        .await
+        .unwrap();
+    store
+        .record_help_miss(&miss(Some(&ours), Some("what is sso"), 3))
+        .await
+        .unwrap();
+    // A late writer does not move "last asked" back.
+    store
+        .record_help_miss(&miss(Some(&ours), Some("what is sso"), 2))
+        .await
+        .unwrap();
+    store
+        .record_help_miss(&miss(Some(&ours), None, 4))
+        .await
+        .unwrap();
+    store
+        .record_help_miss(&miss(Some(&theirs), Some("billing?"), 5))
+        .await
+        .unwrap();
+    store
+        .record_help_miss(&miss(None, Some("no project"), 6))
+        .await
+        .unwrap();
+    store
+        .record_help_miss(&HelpMiss {
+            route: "knowledge-hub",
+            ..miss(Some(&ours), Some("what is sso"), 7)
+        })
+        .await
+        .unwrap();
+
+    let ours_misses = store.help_misses(&ours, 50).await.unwrap();
+    assert_eq!(
+        ours_misses,
+        vec![
+            HelpMissCount {
+                route: route.into(),
+                question: Some("what is sso".into()),
+                asked: 3,
+                last_asked_at: t0() + TimeDelta::minutes(3),
+            },
+            HelpMissCount {
+                route: "knowledge-hub".into(),
+                question: Some("what is sso".into()),
+                asked: 1,
+                last_asked_at: t0() + TimeDelta::minutes(7),
+            },
+            HelpMissCount {
+                route: route.into(),
+                question: None,
+                asked: 1,
+                last_asked_at: t0() + TimeDelta::minutes(4),
+            },
+        ]
+    );
+    let theirs_misses = store.help_misses(&theirs, 50).await.unwrap();
+    assert_eq!(theirs_misses.len(), 1);
+    assert_eq!(theirs_misses[0].question.as_deref(), Some("billing?"));
+    assert_eq!(store.help_misses(&ours, 1).await.unwrap().len(), 1);
+}
+
+async fn help_misses_keep_at_most_the_cap_of_questions_per_route(store: &SqlStore) {
+    let ours = project(store, "project_help_capped").await;
+    let route = "/project-settings/audit";
+    let cap = usize::try_from(HELP_MISS_QUESTIONS_PER_ROUTE).unwrap();
+    for n in 0..cap + 3 {
+        let question = format!("question {n}");
+        store
+            .record_help_miss(&HelpMiss {
+                project: Some(&ours),
+                route,
+                question: Some(&question),
+                at: t0(),
+            })
+            .await
+            .unwrap();
+    }
+    // A kept question still counts after the cap is reached.
+    store
+        .record_help_miss(&HelpMiss {
+            project: Some(&ours),
+            route,
+            question: Some("question 0"),
+            at: t0(),
+        })
+        .await
+        .unwrap();
+    let misses = store.help_misses(&ours, 1000).await.unwrap();
+    assert_eq!(
+        misses.len(),
+        cap + 1,
+        "the cap's questions and one withheld row"
+    );
+    let withheld = misses.iter().find(|m| m.question.is_none()).unwrap();
+    assert_eq!(withheld.asked, 3);
+    let first = misses
+        .iter()
+        .find(|m| m.question.as_deref() == Some("question 0"))
+        .unwrap();
+    assert_eq!(first.asked, 2);
+    assert_eq!(
+        misses.iter().map(|m| m.asked).sum::<u64>(),
+        (cap + 4) as u64
+    );
 }

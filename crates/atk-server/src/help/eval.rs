@@ -19,7 +19,7 @@ use super::index::{Index, Passage};
 use super::{Help, sources};
 
 /// The route name the question sets use for the Knowledge Hub.
-pub const HUB: &str = "knowledge-hub";
+pub const HUB: &str = super::HUB_ROUTE;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Item {
@@ -204,7 +204,7 @@ pub fn run(help: &Help, items: &[Item], now: DateTime<Utc>) -> Report {
     for item in &usable {
         let started = Instant::now();
         let data = demo_page_data(help, &item.route, now);
-        let (answer, _) = if item.route == HUB {
+        let (answer, signals) = if item.route == HUB {
             help.ask_hub(&item.question)
         } else {
             help.ask(&item.route, &item.question, Some(&project), data.clone())
@@ -228,8 +228,14 @@ pub fn run(help: &Help, items: &[Item], now: DateTime<Utc>) -> Report {
             };
             if let Some(missed) = missed {
                 report.dev_misses.push(format!(
-                    "{} [{}] {:?}: {missed}",
-                    item.id, item.kind, item.question
+                    "{} [{}] {:?}: {missed} (coverage {:.2}, normalised {:.2}, unknown {:.2}, neighbour {:.2})",
+                    item.id,
+                    item.kind,
+                    item.question,
+                    signals.coverage,
+                    signals.normalised,
+                    signals.unknown,
+                    signals.neighbour_coverage
                 ));
             }
         }
@@ -380,14 +386,24 @@ pub fn tune(help: &mut Help, items: &[Item], now: DateTime<Utc>) -> (super::Gate
         .map(|item| demo_page_data(help, &item.route, now))
         .collect();
     let mut best = (help.gate(), 0);
+    let mut grid = Vec::new();
     for max_unknown in [0.2, 0.26, 0.34, 0.4, 0.5] {
         for min_coverage in [0.3, 0.4, 0.5, 0.6, 0.7] {
             for min_normalised in [0.1, 0.15, 0.2, 0.25, 0.3, 0.4] {
-                let gate = super::Gate {
-                    max_unknown,
-                    min_coverage,
-                    min_normalised,
-                };
+                for max_neighbour_lead in [0.0, 0.1, 0.2, 0.3, 0.45, 1.0] {
+                    grid.push(super::Gate {
+                        max_unknown,
+                        min_coverage,
+                        min_normalised,
+                        max_neighbour_lead,
+                    });
+                }
+            }
+        }
+    }
+    {
+        {
+            for gate in grid {
                 help.set_gate(gate);
                 let right = dev
                     .iter()

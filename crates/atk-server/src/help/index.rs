@@ -54,15 +54,31 @@ pub struct Gate {
     /// The best score as a share of what a passage holding every question
     /// term once would score.
     pub min_normalised: f64,
+    /// How far another page (or the Knowledge Hub) may cover the question
+    /// better than this route before the question counts as being about
+    /// that other place: "is revoking reversible" asked on the create flow
+    /// belongs to the key's detail page, even though the create flow says
+    /// "revoke" once.
+    pub max_neighbour_lead: f64,
 }
 
 impl Gate {
     /// Found by `atk help-eval --tune` on the dev split only.
     pub const TUNED: Self = Self {
         max_unknown: 0.34,
-        min_coverage: 0.3,
-        min_normalised: 0.4,
+        min_coverage: 0.4,
+        min_normalised: 0.1,
+        max_neighbour_lead: 0.3,
     };
+
+    /// Whether the best passage answers, given what the gate saw.
+    pub fn admits(&self, signals: &Signals) -> bool {
+        signals.best.is_some()
+            && signals.unknown <= self.max_unknown
+            && signals.coverage >= self.min_coverage
+            && signals.normalised >= self.min_normalised
+            && signals.neighbour_coverage - signals.coverage <= self.max_neighbour_lead
+    }
 }
 
 /// What the gate saw, for evaluation and tuning.
@@ -74,6 +90,8 @@ pub struct Signals {
     pub coverage: f64,
     pub unknown: f64,
     pub margin: f64,
+    /// The best coverage of the question by another route or the hub.
+    pub neighbour_coverage: f64,
 }
 
 impl Signals {
@@ -85,6 +103,7 @@ impl Signals {
         coverage: 0.0,
         unknown: 1.0,
         margin: 0.0,
+        neighbour_coverage: 0.0,
     };
 }
 
@@ -95,6 +114,10 @@ pub struct Index {
     lengths: Vec<f64>,
     average_length: f64,
     document_frequency: HashMap<String, u32>,
+    /// Every word the passages use as written (folded), with its term: a
+    /// mistyped question word is corrected against these, before stemming
+    /// turns "expiraton" and "expiration" into stems too far apart.
+    surface_words: HashMap<String, String>,
 }
 
 impl Index {
@@ -105,6 +128,7 @@ impl Index {
             lengths: Vec::new(),
             average_length: 1.0,
             document_frequency: HashMap::new(),
+            surface_words: HashMap::new(),
         };
         empty.with(passages, analyzer)
     }
@@ -118,6 +142,7 @@ impl Index {
             lengths: self.lengths.clone(),
             average_length: self.average_length,
             document_frequency: self.document_frequency.clone(),
+            surface_words: self.surface_words.clone(),
         };
         for passage in extra {
             index.add(passage, analyzer);
@@ -129,7 +154,13 @@ impl Index {
 
     fn add(&mut self, passage: Passage, analyzer: &Analyzer) {
         // The label is part of what a passage is about.
-        let terms = analyzer.terms(&format!("{} {}", passage.label, passage.text));
+        let text = format!("{} {}", passage.label, passage.text);
+        let terms = analyzer.terms(&text);
+        for (word, term) in analyzer.content_words(&text) {
+            if !super::text::is_identifier(&word) {
+                self.surface_words.entry(word).or_insert(term);
+            }
+        }
         self.lengths.push(terms.len() as f64);
         let mut counts: HashMap<String, u32> = HashMap::new();
         for term in terms {
@@ -147,22 +178,23 @@ impl Index {
         self.document_frequency.contains_key(term)
     }
 
-    /// A term of the index one edit away from `term` (two for long words),
-    /// for hurried typing ("expiraton"); `None` when there is none or the
-    /// word is short (short words are too easily something else).
-    pub fn nearest(&self, term: &str) -> Option<&str> {
-        let length = term.chars().count();
-        if length < 5 || term.contains('.') || term.contains('_') {
+    /// The term of the word the passages use that is one edit away from
+    /// `word` (two for long words), for hurried typing ("expiraton");
+    /// `None` when there is none or the word is short (short words are too
+    /// easily something else).
+    pub fn nearest(&self, word: &str) -> Option<&str> {
+        let length = word.chars().count();
+        if length < 5 || super::text::is_identifier(word) {
             return None;
         }
         let limit = if length >= 8 { 2 } else { 1 };
-        self.document_frequency
-            .keys()
-            .filter(|known| known.chars().count().abs_diff(length) <= limit)
-            .map(|known| (edit_distance(term, known), known))
-            .filter(|(distance, _)| *distance <= limit)
+        self.surface_words
+            .iter()
+            .filter(|(known, _)| known.chars().count().abs_diff(length) <= limit)
+            .map(|(known, term)| (edit_distance(word, known), known, term))
+            .filter(|(distance, _, _)| *distance <= limit)
             .min_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)))
-            .map(|(_, known)| known.as_str())
+            .map(|(_, _, term)| term.as_str())
     }
 
     pub fn passages(&self) -> &[Passage] {
@@ -244,17 +276,17 @@ impl Index {
             coverage: if ideal > 0.0 { covered / ideal } else { 0.0 },
             unknown: none.unknown,
             margin: (top - runner_up) / top,
+            neighbour_coverage: 0.0,
         }
     }
 
     /// The passage that answers, or `None` for the fallback.
     pub fn answer(&self, terms: &[String], gate: &Gate) -> (Option<usize>, Signals) {
         let signals = self.signals(terms);
-        let answers = signals.best.is_some()
-            && signals.unknown <= gate.max_unknown
-            && signals.coverage >= gate.min_coverage
-            && signals.normalised >= gate.min_normalised;
-        (answers.then_some(signals.best).flatten(), signals)
+        (
+            gate.admits(&signals).then_some(signals.best).flatten(),
+            signals,
+        )
     }
 }
 

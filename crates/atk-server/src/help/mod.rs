@@ -27,6 +27,10 @@ use text::Analyzer;
 pub const PAGE_FALLBACK: &str =
     "I can help with this page only. I don't see that information here.";
 /// The exact out-of-scope answer of the Knowledge Hub (SPEC section 6).
+/// The Knowledge Hub's name where a help route id is expected (the
+/// evaluation's question sets, the coverage gaps).
+pub const HUB_ROUTE: &str = "knowledge-hub";
+
 pub const HUB_FALLBACK: &str = "I don't see that in the Knowledge Hub yet.";
 
 static HELP_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../help");
@@ -327,12 +331,14 @@ impl Help {
     /// The question's terms, with hurried typing read as the nearest word
     /// of `index` (one edit away).
     fn corrected_terms(&self, index: &Index, question: &str) -> Vec<String> {
-        let mut terms = self.analyzer.terms(question);
-        for term in &mut terms {
-            if !index.knows(term)
-                && let Some(near) = index.nearest(term)
-            {
-                *term = near.to_owned();
+        let mut terms = Vec::new();
+        for (word, term) in self.analyzer.content_words(question) {
+            let near = (!index.knows(&term))
+                .then(|| index.nearest(&word))
+                .flatten();
+            match near {
+                Some(near) => terms.push(near.to_owned()),
+                None => self.analyzer.push_terms(&word, &mut terms),
             }
         }
         terms
@@ -447,7 +453,16 @@ impl Help {
             &with_data
         };
         let terms = self.corrected_terms(index, question);
-        let (best, signals) = index.answer(&terms, &self.gate);
+        let mut signals = index.signals(&terms);
+        signals.neighbour_coverage = self
+            .routes
+            .iter()
+            .filter(|other| other.entry.id != route.entry.id)
+            .map(|other| &other.index)
+            .chain(std::iter::once(&self.hub))
+            .map(|other| other.signals(&terms).coverage)
+            .fold(0.0, f64::max);
+        let best = self.gate.admits(&signals).then_some(signals.best).flatten();
         let Some(best) = best else {
             return fallback(signals);
         };

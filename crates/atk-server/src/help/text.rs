@@ -111,7 +111,6 @@ const STOP_WORDS: &[&str] = &[
     "know",
     "need",
     "want",
-    "page",
     "thing",
     "things",
     "one",
@@ -172,6 +171,11 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether `word` is a name such as `notification.send` or `atk_live`.
+pub fn is_identifier(word: &str) -> bool {
+    word.contains('.') || word.contains('_')
+}
+
 /// The analyser: stop words, stemming and synonyms.
 pub struct Analyzer {
     stemmer: Stemmer,
@@ -223,17 +227,46 @@ impl Analyzer {
 
     /// The search terms of `text`: content words, stemmed, synonyms merged.
     pub fn terms(&self, text: &str) -> Vec<String> {
+        let mut terms = Vec::new();
+        for word in words(text) {
+            if !Self::is_stop_word(&word) {
+                self.push_terms(&word, &mut terms);
+            }
+        }
+        terms
+    }
+
+    /// The content words of `text` with the term each becomes (an
+    /// identifier's parts are not listed; see [`Analyzer::push_terms`]).
+    pub fn content_words(&self, text: &str) -> Vec<(String, String)> {
         words(text)
             .into_iter()
             .filter(|word| !Self::is_stop_word(word))
-            .map(|word| self.term(&word))
+            .map(|word| {
+                let term = self.term(&word);
+                (word, term)
+            })
             .collect()
     }
 
-    fn term(&self, word: &str) -> String {
+    /// Pushes the terms of one word: the word's term, and for an identifier
+    /// (`atk_live`, `forbidden_ip`, `notification.send`) its parts too, so
+    /// "live key" meets `atk_live_` and the whole name still matches best.
+    pub fn push_terms(&self, word: &str, terms: &mut Vec<String>) {
+        terms.push(self.term(word));
+        if is_identifier(word) {
+            terms.extend(
+                word.split(['.', '_'])
+                    .filter(|part| !part.is_empty() && !Self::is_stop_word(part))
+                    .map(|part| self.term(part)),
+            );
+        }
+    }
+
+    pub fn term(&self, word: &str) -> String {
         // Scope names and prefixes (`notification.send`, `atk_live_`) are
         // matched whole, not stemmed.
-        if word.contains('.') || word.contains('_') {
+        if is_identifier(word) {
             return word.to_owned();
         }
         let stem = self.stemmer.stem(word);

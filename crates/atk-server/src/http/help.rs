@@ -130,6 +130,12 @@ async fn ask(
         .map_err(|error| match error {
             HelpError::UnknownRoute(_) => ApiError::invalid(error.to_string()),
         })?;
+    if let (false, Some(caller), Some(project)) = (answer.in_scope, &caller, &project) {
+        state
+            .help_gaps
+            .record(caller, project, &body.route, &body.question)
+            .await;
+    }
     Ok(Json(answer))
 }
 

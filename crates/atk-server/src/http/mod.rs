@@ -47,6 +47,7 @@ pub struct AppState {
     pub service: Arc<Service>,
     pub accounts: Arc<Accounts>,
     pub verifier: Arc<Verifier>,
+    pub help_gaps: Arc<crate::service::HelpGaps>,
     pub admin: AdminCredential,
     pub console: console::ConsoleSettings,
     pub help: Arc<crate::help::Help>,

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod audit;
+mod help_gaps;
 mod keys;
 mod projects;
 
@@ -30,6 +31,7 @@ use thiserror::Error;
 
 pub use accounts::{Accounts, ConsoleToken, NewAccount, NewSession, SignedIn};
 pub use audit::AuditPage;
+pub use help_gaps::{HelpGaps, LISTED_GAPS};
 pub use keys::{CreatedKey, KeyFilter, KeyPage, RotatedKey};
 
 use crate::verifier::Verifier;
@@ -175,6 +177,7 @@ fn forbidden_message(operation: Operation) -> &'static str {
             "only the platform admin may do this"
         }
         Operation::ManageMembers => "only a project owner may manage members",
+        Operation::ReadHelpGaps => "only a project owner may read Page Help's unanswered questions",
         Operation::CreateKey(atk_core::key::KeyKind::ServiceRole) => {
             "only a project owner or the platform admin may create service role keys"
         }

@@ -709,6 +709,51 @@ async fn page_help_answers_in_place_on_every_console_page() {
         );
     }
     browser.screenshot("page-help-inline").await;
+
+    // The global mode answers from the Knowledge Hub, naming the document
+    // and section, and has its own exact fallback.
+    browser.click("input[name='mode'][value='hub']").await;
+    browser
+        .fill("#help-question", "How do I rotate a key without downtime?")
+        .await;
+    browser.click("#help-ask").await;
+    browser
+        .client
+        .wait()
+        .for_element(fantoccini::Locator::Css(
+            "#help-answer .help-question .badge",
+        ))
+        .await
+        .unwrap();
+    let sources = browser.text("#help-answer .help-sources").await;
+    assert!(
+        sources.contains("Rotation without downtime · "),
+        "the hub document and section are named: {sources}"
+    );
+    browser
+        .fill("#help-question", "What is the capital of France?")
+        .await;
+    browser.click("#help-ask").await;
+    browser
+        .client
+        .wait()
+        .for_element(fantoccini::Locator::Css("#help-answer .help-text.fallback"))
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.text("#help-answer .help-text").await,
+        "I don't see that in the Knowledge Hub yet."
+    );
+    browser.screenshot("page-help-knowledge-hub").await;
+
+    // The owner sees those misses as coverage gaps.
+    browser.click("a[href$='/help-gaps']").await;
+    let gaps = browser.wait_for("#help-gaps").await.text().await.unwrap();
+    assert!(
+        gaps.contains("Knowledge Hub") && gaps.contains("What is the capital of France?"),
+        "{gaps}"
+    );
+    browser.screenshot("help-coverage").await;
     browser.close().await;
 }
 
@@ -771,7 +816,35 @@ async fn page_help_works_without_javascript() {
         !browser.exists("#help-answer .help-sources").await,
         "no sources with the fallback"
     );
-    answer.click().await.ok();
     browser.screenshot("page-help-without-javascript").await;
+    // The Knowledge Hub mode works as a plain form post too.
+    browser.click("input[name='mode'][value='hub']").await;
+    browser
+        .fill("#help-question", "How do I rotate a key without downtime?")
+        .await;
+    browser.click("#help-ask").await;
+    browser.wait_for("#help-answer .help-sources").await;
+    assert!(
+        browser
+            .text("#help-answer .help-sources")
+            .await
+            .contains("Rotation without downtime · "),
+        "{}",
+        browser.text("#help-answer").await
+    );
+    assert_eq!(
+        browser
+            .find("input[name='mode'][value='hub']")
+            .await
+            .prop("checked")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true"),
+        "the mode stays chosen"
+    );
+    browser.click("#help-back").await;
+    browser.wait_for("form#create-key").await;
+    drop(answer);
     browser.close().await;
 }

@@ -38,6 +38,7 @@ on_both_stores!(
     a_parallel_burst_of_guesses_is_limited_like_a_sequence,
     an_address_is_throttled_after_twenty_failures_across_accounts,
     a_member_joins_a_second_project_with_their_account_and_switches_between_them,
+    unanswered_help_questions_are_listed_for_owners_and_one_holding_a_secret_is_withheld,
 );
 
 async fn the_setup_link_creates_the_first_owner_once_and_is_refused_the_second_time(app: TestApp) {
@@ -1306,4 +1307,86 @@ async fn a_member_joins_a_second_project_with_their_account_and_switches_between
         .admin_get("/v1/projects/project_two/audit?action=member.role_change")
         .await;
     assert_eq!(audit.body["items"][0]["details"]["via"], "invite");
+}
+
+/// Asks Page Help on the API keys page through the widget's form.
+async fn ask_help(client: &ConsoleClient, question: &str, mode: &str) -> client::Page {
+    let page = client.get(DEMO_KEYS).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    client
+        .post(
+            "/console/help",
+            &[
+                ("csrf", &page.csrf()),
+                ("route", "/project-settings/api-keys"),
+                ("project_id", "project_identity_demo"),
+                ("question", question),
+                ("mode", mode),
+            ],
+        )
+        .await
+}
+
+async fn unanswered_help_questions_are_listed_for_owners_and_one_holding_a_secret_is_withheld(
+    app: TestApp,
+) {
+    let owner = owner(&app).await;
+    let viewer = member(&app, &owner, "viewer", "vee@example.com").await;
+    let page_fallback = "I can help with this page only. I don&#39;t see that information here.";
+    for _ in 0..2 {
+        let asked = ask_help(&owner, "how do I set up single sign-on for my team", "page").await;
+        assert_eq!(asked.status, StatusCode::OK);
+        assert!(asked.text.contains(page_fallback), "{}", asked.text);
+    }
+    let asked = ask_help(&viewer, "where do I download invoices", "hub").await;
+    assert!(
+        asked
+            .text
+            .contains("I don&#39;t see that in the Knowledge Hub yet."),
+        "{}",
+        asked.text
+    );
+    let secret_question = "is atk_live_AbCdEf0123456789xyz still good";
+    let asked = ask_help(&owner, secret_question, "page").await;
+    assert!(asked.text.contains(page_fallback), "{}", asked.text);
+    let answered = ask_help(&owner, "What does the secret preview show?", "page").await;
+    assert!(!answered.text.contains(page_fallback), "{}", answered.text);
+
+    let gaps_path = "/console/projects/project_identity_demo/help-gaps";
+    assert!(owner.get(DEMO_KEYS).await.text.contains(gaps_path));
+    let gaps = owner.get(gaps_path).await;
+    assert_eq!(gaps.status, StatusCode::OK, "{}", gaps.text);
+    let table = &gaps.text[gaps.text.find("id=\"help-gaps\"").unwrap()..];
+    let rows: Vec<String> = table
+        .split("<tr>")
+        .skip(2)
+        .map(|row| {
+            let cells: Vec<&str> = row
+                .split("<td>")
+                .skip(1)
+                .map(|cell| cell.split("</td>").next().unwrap())
+                .collect();
+            cells[..3].join(" | ")
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "API Keys | how do I set up single sign-on for my team | 2",
+            "API Keys | <em>withheld</em> | 1",
+            "Knowledge Hub | where do I download invoices | 1",
+        ],
+        "most asked first, then most recent"
+    );
+    assert!(
+        !gaps.text.contains("AbCdEf0123456789"),
+        "the secret is not kept"
+    );
+    assert!(
+        !gaps.text.contains("secret preview"),
+        "answered questions are not gaps"
+    );
+
+    assert!(!viewer.get(DEMO_KEYS).await.text.contains(gaps_path));
+    assert_eq!(viewer.get(gaps_path).await.status, StatusCode::FORBIDDEN);
 }

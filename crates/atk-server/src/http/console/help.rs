@@ -41,19 +41,37 @@ pub async fn ask(
     let project = ProjectId::parse(form.text("project_id"))
         .ok()
         .filter(|p| console.caller().principal.may(Operation::ReadProject, p));
-    let page_data = match &project {
-        Some(project) if state.help.uses_page_data(route) => {
-            let label = state.help.page_data_label(route);
-            sources::page_data(&state.service, console.caller(), project, &label).await?
-        }
-        _ => Vec::new(),
+    // "Answer from: Knowledge Hub" asks the global helper instead.
+    let hub_mode = form.text("mode") == "hub";
+    let answer = if hub_mode {
+        state.help.ask_hub(question).0
+    } else {
+        let page_data = match &project {
+            Some(project) if state.help.uses_page_data(route) => {
+                let label = state.help.page_data_label(route);
+                sources::page_data(&state.service, console.caller(), project, &label).await?
+            }
+            _ => Vec::new(),
+        };
+        state
+            .help
+            .ask(route, question, project.as_ref(), page_data)
+            .map_err(|error| match error {
+                HelpError::UnknownRoute(_) => PageError::BadRequest(error.to_string()),
+            })?
+            .0
     };
-    let (answer, _) = state
-        .help
-        .ask(route, question, project.as_ref(), page_data)
-        .map_err(|error| match error {
-            HelpError::UnknownRoute(_) => PageError::BadRequest(error.to_string()),
-        })?;
+    if let (false, Some(project)) = (answer.in_scope, &project) {
+        let gap_route = if hub_mode {
+            crate::help::HUB_ROUTE
+        } else {
+            route
+        };
+        state
+            .help_gaps
+            .record(console.caller(), project, gap_route, question)
+            .await;
+    }
     // The widget's script asks for JSON: the answer in place, no page.
     let wants_json = headers
         .get(header::ACCEPT)
@@ -78,6 +96,7 @@ pub async fn ask(
         .as_ref()
         .and_then(|p| state.help.console_path(route, p));
     if let Some(widget) = layout.help.as_mut() {
+        widget.hub_mode = hub_mode;
         widget.answer = Some(HelpAnswerView {
             question: question.chars().take(1000).collect(),
             in_scope: answer.in_scope,

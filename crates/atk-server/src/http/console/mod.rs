@@ -11,6 +11,7 @@ mod audit;
 mod chart;
 mod form;
 mod help;
+mod help_gaps;
 mod keys;
 mod page;
 pub mod paths;
@@ -100,6 +101,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(route::MEMBER_ROLE, post(accounts::set_role))
         .route(route::AUDIT, get(audit::audit_log))
+        .route(route::HELP_GAPS, get(help_gaps::help_gaps))
         .fallback(page::not_found)
         .method_not_allowed_fallback(page::method_not_allowed)
         .layer(axum::middleware::map_response(page::security_headers))

@@ -76,6 +76,8 @@ pub struct HelpWidget {
     pub project_id: String,
     pub csrf: String,
     pub answer: Option<HelpAnswerView>,
+    /// The question was for the Knowledge Hub, not this page.
+    pub hub_mode: bool,
 }
 
 /// An answer in the widget.
@@ -106,12 +108,19 @@ pub struct ProjectNav {
     pub id: ProjectId,
     pub name: String,
     pub switcher: Vec<ProjectLink>,
-    /// `keys`, `entitlements`, `members` or `audit`.
+    /// `keys`, `entitlements`, `members`, `audit` or `help-gaps`.
     pub active: &'static str,
+    /// Owners see Page Help's unanswered questions.
+    pub shows_help_gaps: bool,
 }
 
 impl ProjectNav {
-    pub fn new(project: &Project, visible: &[Project], active: &'static str) -> Self {
+    pub fn new(
+        project: &Project,
+        visible: &[Project],
+        active: &'static str,
+        shows_help_gaps: bool,
+    ) -> Self {
         Self {
             id: project.project_id.clone(),
             name: project.name.to_string(),
@@ -124,6 +133,7 @@ impl ProjectNav {
                 })
                 .collect(),
             active,
+            shows_help_gaps,
         }
     }
 
@@ -138,6 +148,9 @@ impl ProjectNav {
     }
     pub fn audit_href(&self) -> String {
         paths::audit(&self.id)
+    }
+    pub fn help_gaps_href(&self) -> String {
+        paths::help_gaps(&self.id)
     }
     pub fn is(&self, item: &str) -> bool {
         self.active == item

@@ -34,6 +34,7 @@ pub mod route {
     pub const MEMBERS: &str = "/projects/{project_id}/members";
     pub const MEMBER_ROLE: &str = "/projects/{project_id}/members/{account_id}/role";
     pub const AUDIT: &str = "/projects/{project_id}/audit";
+    pub const HELP_GAPS: &str = "/projects/{project_id}/help-gaps";
 }
 
 pub fn rotate(project: &ProjectId, key_id: &str) -> String {
@@ -86,4 +87,8 @@ pub fn members(project: &ProjectId) -> String {
 
 pub fn audit(project: &ProjectId) -> String {
     format!("/console/projects/{project}/audit")
+}
+
+pub fn help_gaps(project: &ProjectId) -> String {
+    format!("/console/projects/{project}/help-gaps")
 }

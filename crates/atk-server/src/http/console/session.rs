@@ -234,12 +234,17 @@ impl Console {
                     .unwrap_or_default(),
                 csrf: self.csrf.clone(),
                 answer: None,
+                hub_mode: false,
             })
         });
         let project = match project {
             Some((project, active)) => {
                 let visible = state.service.list_projects(self.caller()).await?;
-                Some(ProjectNav::new(project, &visible, active))
+                let shows_help_gaps = self
+                    .caller()
+                    .principal
+                    .may(Operation::ReadHelpGaps, &project.project_id);
+                Some(ProjectNav::new(project, &visible, active, shows_help_gaps))
             }
             None => None,
         };
