@@ -15,7 +15,7 @@ use atk_core::project::{DEMO_PROJECT_ID, DEMO_PROJECT_NAME, Project, initial_ent
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::index::{Index, Passage};
+use super::index::{Gate, Index, Passage, Signals};
 use super::{Help, sources};
 
 /// The route name the question sets use for the Knowledge Hub.
@@ -373,7 +373,7 @@ pub fn render(report: &Report) -> String {
 /// Tries a grid of gates on the dev split only and returns the one that
 /// gets the most dev questions right (in-scope answered correctly,
 /// out-of-scope and adversarial refused), with its count.
-pub fn tune(help: &mut Help, items: &[Item], now: DateTime<Utc>) -> (super::Gate, usize) {
+pub fn tune(help: &mut Help, items: &[Item], now: DateTime<Utc>) -> (Gate, usize) {
     let project = ProjectId::parse(DEMO_PROJECT_ID).expect("the demo id parses");
     let dev: Vec<&Item> = items
         .iter()
@@ -385,48 +385,50 @@ pub fn tune(help: &mut Help, items: &[Item], now: DateTime<Utc>) -> (super::Gate
         .iter()
         .map(|item| demo_page_data(help, &item.route, now))
         .collect();
-    let mut best = (help.gate(), 0);
-    let mut grid = Vec::new();
+    // The gate only decides whether the best passage is given, so each
+    // question is asked once with a gate that lets everything through, and
+    // every candidate gate is judged on those signals.
+    help.set_gate(super::Gate::OPEN);
+    let asked: Vec<(&Item, Signals, bool)> = dev
+        .iter()
+        .zip(&data)
+        .map(|(item, data)| {
+            let (answer, signals) = if item.route == HUB {
+                help.ask_hub(&item.question)
+            } else {
+                help.ask(&item.route, &item.question, Some(&project), data.clone())
+                    .expect("known route")
+            };
+            let text = answer.answer.to_lowercase();
+            let right_passage =
+                answer.in_scope && item.expect.iter().all(|e| text.contains(&e.to_lowercase()));
+            (*item, signals, right_passage)
+        })
+        .collect();
+    let mut best = (Gate::TUNED, 0);
     for max_unknown in [0.2, 0.26, 0.34, 0.4, 0.5] {
-        for min_coverage in [0.3, 0.4, 0.5, 0.6, 0.7] {
-            for min_normalised in [0.1, 0.15, 0.2, 0.25, 0.3, 0.4] {
-                for max_neighbour_lead in [0.0, 0.1, 0.2, 0.3, 0.45, 1.0] {
-                    grid.push(super::Gate {
+        for min_coverage in [0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7] {
+            for min_normalised in [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5] {
+                for max_neighbour_lead in [0.0, 0.1, 0.2, 0.3, 0.45, 0.6, 1.0] {
+                    let gate = Gate {
                         max_unknown,
                         min_coverage,
                         min_normalised,
                         max_neighbour_lead,
-                    });
-                }
-            }
-        }
-    }
-    {
-        {
-            for gate in grid {
-                help.set_gate(gate);
-                let right = dev
-                    .iter()
-                    .zip(&data)
-                    .filter(|(item, data)| {
-                        let (answer, _) = if item.route == HUB {
-                            help.ask_hub(&item.question)
-                        } else {
-                            help.ask(&item.route, &item.question, Some(&project), (*data).clone())
-                                .expect("known route")
-                        };
-                        match (item.kind.as_str(), answer.in_scope) {
-                            ("in_scope", true) => {
-                                let text = answer.answer.to_lowercase();
-                                item.expect.iter().all(|e| text.contains(&e.to_lowercase()))
+                    };
+                    let right = asked
+                        .iter()
+                        .filter(|(item, signals, right_passage)| {
+                            let answered = gate.admits(signals);
+                            match item.kind.as_str() {
+                                "in_scope" => answered && *right_passage,
+                                _ => !answered,
                             }
-                            ("in_scope", false) => false,
-                            (_, answered) => !answered,
-                        }
-                    })
-                    .count();
-                if right > best.1 {
-                    best = (gate, right);
+                        })
+                        .count();
+                    if right > best.1 {
+                        best = (gate, right);
+                    }
                 }
             }
         }

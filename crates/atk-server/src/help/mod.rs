@@ -458,9 +458,10 @@ impl Help {
             .routes
             .iter()
             .filter(|other| other.entry.id != route.entry.id)
-            .map(|other| &other.index)
-            .chain(std::iter::once(&self.hub))
-            .map(|other| other.signals(&terms).coverage)
+            // The Knowledge Hub is about everything, so it is no neighbour:
+            // only another page covering the question better says the
+            // question is about that page.
+            .map(|other| other.index.signals(&terms).coverage)
             .fold(0.0, f64::max);
         let best = self.gate.admits(&signals).then_some(signals.best).flatten();
         let Some(best) = best else {

@@ -103,6 +103,23 @@ const STOP_WORDS: &[&str] = &[
     "doesnt",
     "isnt",
     "cant",
+    "wont",
+    "arent",
+    "didnt",
+    "wasnt",
+    "shouldnt",
+    "couldnt",
+    "wouldnt",
+    "youre",
+    "theyre",
+    "thats",
+    "theres",
+    "hows",
+    "wheres",
+    "whos",
+    "lets",
+    "weve",
+    "youve",
     "hey",
     "hi",
     "thanks",
@@ -149,6 +166,14 @@ pub fn words(text: &str) -> Vec<String> {
     let mut current = String::new();
     let mut chars = folded.chars().peekable();
     while let Some(c) = chars.next() {
+        // "can't", "what's": the apostrophe joins, so the contraction is one
+        // (stop) word, not "can" and a stray "t".
+        if (c == '\'' || c == '’')
+            && !current.is_empty()
+            && chars.peek().is_some_and(|next| next.is_alphanumeric())
+        {
+            continue;
+        }
         let joins = (c == '_' || c == '.' || c == '-')
             && !current.is_empty()
             && chars.peek().is_some_and(|next| next.is_alphanumeric());
@@ -269,7 +294,12 @@ impl Analyzer {
         if is_identifier(word) {
             return word.to_owned();
         }
-        let stem = self.stemmer.stem(word);
+        // Snowball makes "production" "product", and a production key is
+        // not a product.
+        let stem = match word {
+            "production" | "productions" => std::borrow::Cow::Borrowed("production"),
+            _ => self.stemmer.stem(word),
+        };
         self.synonyms
             .get(stem.as_ref())
             .cloned()
@@ -288,6 +318,10 @@ mod tests {
             ["que", "es", "notification.send", "atk_live", "keys"]
         );
         assert_eq!(words("read-only"), ["read", "only"]);
+        assert_eq!(
+            words("Why can't I? What’s that"),
+            ["why", "cant", "i", "whats", "that"]
+        );
     }
 
     #[test]
@@ -297,5 +331,6 @@ mod tests {
         assert_eq!(analyzer.terms("credentials"), analyzer.terms("keys"));
         assert_eq!(analyzer.terms("generating"), analyzer.terms("create"));
         assert!(analyzer.terms("what is the").is_empty());
+        assert_ne!(analyzer.terms("production"), analyzer.terms("product"));
     }
 }

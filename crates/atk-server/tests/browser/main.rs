@@ -846,5 +846,37 @@ async fn page_help_works_without_javascript() {
     browser.click("#help-back").await;
     browser.wait_for("form#create-key").await;
     drop(answer);
+
+    // Every page's widget answers its first suggested question as a plain
+    // form post, with a link back to the page.
+    let key = app
+        .create_key_in(helpers::DEMO, json!({"name": "No-script key"}))
+        .await;
+    let key_path = format!("{DEMO_KEYS}/{}", key.body["key"]["id"].as_str().unwrap());
+    for (path, marker) in HELP_PAGES {
+        let path = if path == "KEY" {
+            key_path.as_str()
+        } else {
+            path
+        };
+        browser.goto(path).await;
+        browser.wait_for(marker).await;
+        let question = browser.text("button.suggested-question").await;
+        browser.click("button.suggested-question").await;
+        browser.wait_for("#help-back").await;
+        assert_eq!(browser.path().await, "/console/help", "{path}");
+        let text = browser.text("#help-answer .help-text").await;
+        assert!(
+            !text.is_empty()
+                && text != "I can help with this page only. I don't see that information here.",
+            "{path}: {question:?} -> {text}"
+        );
+        assert!(
+            browser.exists("#help-answer .help-sources .badge").await,
+            "{path}: the source is labelled"
+        );
+        let back = browser.find("#help-back").await;
+        assert_eq!(back.attr("href").await.unwrap().as_deref(), Some(path));
+    }
     browser.close().await;
 }

@@ -6,7 +6,7 @@
 
 use askama::Template;
 use atk_core::access::Operation;
-use atk_core::ids::ProjectId;
+use atk_core::ids::{KeyId, ProjectId};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::form::Form;
 use super::page::{HelpAnswerView, Layout, PageError, render};
+use super::paths;
 use super::session::Console;
 use crate::help::{HelpError, sources};
 use crate::http::AppState;
@@ -92,9 +93,15 @@ pub async fn ask(
             Some(route),
         )
         .await?;
-    let back_href = project
-        .as_ref()
-        .and_then(|p| state.help.console_path(route, p));
+    // Back to the key when the question came from a key's page.
+    let key_id = KeyId::parse(form.text("key_id")).ok();
+    let back_href = project.as_ref().and_then(|p| match &key_id {
+        Some(key_id) => Some(paths::key(p, key_id.as_str())),
+        None => state.help.console_path(route, p),
+    });
+    if let Some(widget) = layout.help.as_mut() {
+        widget.key_id = key_id.map(|k| k.to_string());
+    }
     if let Some(widget) = layout.help.as_mut() {
         widget.hub_mode = hub_mode;
         widget.answer = Some(HelpAnswerView {

@@ -830,15 +830,20 @@ async fn detail_page(
         .await?;
     let href = paths::key(project_id, key_id);
     let errors_present = !errors.is_empty();
+    let mut layout = console
+        .layout_with_help(
+            state,
+            key.name.clone(),
+            Some((&project, "keys")),
+            Some("/project-settings/key-detail"),
+        )
+        .await?;
+    if let Some(help) = layout.help.as_mut() {
+        // The widget's answer page links back to this key, not the list.
+        help.key_id = Some(key_id.to_owned());
+    }
     let mut response = render(&DetailPage {
-        layout: console
-            .layout_with_help(
-                state,
-                key.name.clone(),
-                Some((&project, "keys")),
-                Some("/project-settings/key-detail"),
-            )
-            .await?,
+        layout,
         csrf: console.csrf.clone(),
         nonce: atk_core::secret::random_base62(32),
         chain: if chain.len() > 1 {

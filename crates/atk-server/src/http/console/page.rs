@@ -78,6 +78,8 @@ pub struct HelpWidget {
     pub answer: Option<HelpAnswerView>,
     /// The question was for the Knowledge Hub, not this page.
     pub hub_mode: bool,
+    /// The key a key's page is about, so the answer links back to it.
+    pub key_id: Option<String>,
 }
 
 /// An answer in the widget.

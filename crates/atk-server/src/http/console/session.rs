@@ -235,6 +235,7 @@ impl Console {
                 csrf: self.csrf.clone(),
                 answer: None,
                 hub_mode: false,
+                key_id: None,
             })
         });
         let project = match project {
