@@ -48,7 +48,7 @@ impl SourceKind {
 }
 
 /// One answerable piece of an approved source.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Passage {
     pub kind: SourceKind,
     /// The source's label as the widget shows it ("Page copy", a doc's title).
@@ -142,6 +142,9 @@ pub struct Index {
     /// mistyped question word is corrected against these, before stemming
     /// turns "expiraton" and "expiration" into stems too far apart.
     surface_words: HashMap<String, String>,
+    /// The same words by their length in characters, so a mistyped word is
+    /// compared only with words of about its length.
+    surface_by_length: HashMap<usize, Vec<String>>,
 }
 
 impl Index {
@@ -153,6 +156,7 @@ impl Index {
             average_length: 1.0,
             document_frequency: HashMap::new(),
             surface_words: HashMap::new(),
+            surface_by_length: HashMap::new(),
         };
         empty.with(passages, analyzer)
     }
@@ -167,6 +171,7 @@ impl Index {
             average_length: self.average_length,
             document_frequency: self.document_frequency.clone(),
             surface_words: self.surface_words.clone(),
+            surface_by_length: self.surface_by_length.clone(),
         };
         for passage in extra {
             index.add(passage, analyzer);
@@ -186,8 +191,12 @@ impl Index {
             terms.extend(analyzer.terms(heading(&passage.text)));
         }
         for (word, term) in analyzer.content_words(&text) {
-            if !super::text::is_identifier(&word) {
-                self.surface_words.entry(word).or_insert(term);
+            if !super::text::is_identifier(&word) && !self.surface_words.contains_key(&word) {
+                self.surface_by_length
+                    .entry(word.chars().count())
+                    .or_default()
+                    .push(word.clone());
+                self.surface_words.insert(word, term);
             }
         }
         self.lengths.push(terms.len() as f64);
@@ -217,13 +226,19 @@ impl Index {
             return None;
         }
         let limit = if length >= 8 { 2 } else { 1 };
-        self.surface_words
-            .iter()
-            .filter(|(known, _)| known.chars().count().abs_diff(length) <= limit)
-            .map(|(known, term)| (edit_distance(word, known), known, term))
-            .filter(|(distance, _, _)| *distance <= limit)
+        let word: Vec<char> = word.chars().collect();
+        (length - limit..=length + limit)
+            .filter_map(|l| self.surface_by_length.get(&l))
+            .flatten()
+            // Hurried typing keeps the first letter (as most spelling
+            // correctors assume), which spares most comparisons.
+            .filter(|known| known.chars().next() == word.first().copied())
+            .filter_map(|known| {
+                edit_distance_within(&word, known, limit).map(|distance| (distance, known))
+            })
             .min_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)))
-            .map(|(_, _, term)| term.as_str())
+            .and_then(|(_, known)| self.surface_words.get(known))
+            .map(String::as_str)
     }
 
     pub fn passages(&self) -> &[Passage] {
@@ -236,7 +251,7 @@ impl Index {
         ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
     }
 
-    fn score(&self, passage: usize, terms: &HashSet<&str>) -> f64 {
+    fn score(&self, passage: usize, terms: &[(&str, f64)]) -> f64 {
         // Route metadata answers "which page is this"; it should not win
         // over the page's own words just for being short.
         let weight = match self.passages[passage].kind {
@@ -246,17 +261,19 @@ impl Index {
         weight * self.bm25(passage, terms)
     }
 
-    fn bm25(&self, passage: usize, terms: &HashSet<&str>) -> f64 {
+    /// BM25 of one passage; `terms` come with their idf, computed once per
+    /// question rather than once per passage.
+    fn bm25(&self, passage: usize, terms: &[(&str, f64)]) -> f64 {
         let counts = &self.term_counts[passage];
         let length_norm = 1.0 - B + B * self.lengths[passage] / self.average_length;
         terms
             .iter()
-            .map(|term| {
+            .map(|(term, idf)| {
                 let tf = f64::from(counts.get(*term).copied().unwrap_or(0));
                 if tf == 0.0 {
                     0.0
                 } else {
-                    self.idf(term) * tf * (K1 + 1.0) / (tf + K1 * length_norm)
+                    idf * tf * (K1 + 1.0) / (tf + K1 * length_norm)
                 }
             })
             .sum()
@@ -275,8 +292,11 @@ impl Index {
             .filter(|term| self.document_frequency.contains_key(**term))
             .count();
         none.unknown = 1.0 - known as f64 / unique.len() as f64;
+        // In a fixed order, so sums (and ties) come out the same every run.
+        let mut weighted: Vec<(&str, f64)> = unique.iter().map(|t| (*t, self.idf(t))).collect();
+        weighted.sort_by(|a, b| a.0.cmp(b.0));
         let mut scored: Vec<(usize, f64)> = (0..self.passages.len())
-            .map(|i| (i, self.score(i, &unique)))
+            .map(|i| (i, self.score(i, &weighted)))
             .filter(|(_, score)| *score > 0.0)
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -285,14 +305,14 @@ impl Index {
         };
         let runner_up = scored.get(1).map_or(0.0, |(_, score)| *score);
         // The most a passage could score: every term once, average length.
-        let ideal: f64 = unique.iter().map(|term| self.idf(term)).sum();
+        let ideal: f64 = weighted.iter().map(|(_, idf)| idf).sum();
         // Coverage weighs each term by its rarity: "key" is on every
         // passage, "grace" on one, and a passage that holds only the
         // common words of a question does not answer it.
-        let covered: f64 = unique
+        let covered: f64 = weighted
             .iter()
-            .filter(|term| self.term_counts[best].contains_key(**term))
-            .map(|term| self.idf(term))
+            .filter(|(term, _)| self.term_counts[best].contains_key(*term))
+            .map(|(_, idf)| idf)
             .sum();
         Signals {
             best: Some(best),
@@ -319,19 +339,23 @@ impl Index {
     }
 }
 
-/// Levenshtein distance between two short words.
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance between two short words, or `None` as soon as it
+/// must exceed `limit` (every entry of a row is past it).
+fn edit_distance_within(a: &[char], b: &str, limit: usize) -> Option<usize> {
     let b: Vec<char> = b.chars().collect();
     let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+    for (i, ca) in a.iter().enumerate() {
         let mut current = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
+            let substitution = previous[j] + usize::from(ca != cb);
             current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        if current.iter().min().is_some_and(|least| *least > limit) {
+            return None;
         }
         previous = current;
     }
-    previous[b.len()]
+    Some(previous[b.len()]).filter(|distance| *distance <= limit)
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ pub mod sources;
 pub mod text;
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use atk_core::ids::ProjectId;
 use include_dir::{Dir, include_dir};
@@ -160,7 +162,14 @@ pub struct Help {
     routes: Vec<Route>,
     hub: Index,
     gate: Gate,
+    /// A route's index with one project's page data added, by route and
+    /// data: page data changes seldom, and building the index is most of
+    /// what a question costs.
+    with_data: Mutex<HashMap<u64, Arc<Index>>>,
 }
+
+/// How many route-and-page-data indexes are kept before starting afresh.
+const KEPT_DATA_INDEXES: usize = 256;
 
 /// Suggested questions of the global helper.
 pub const HUB_SUGGESTED: [&str; 4] = [
@@ -285,6 +294,7 @@ impl Help {
             routes,
             hub,
             gate: Gate::TUNED,
+            with_data: Mutex::new(HashMap::new()),
         }
     }
 
@@ -449,8 +459,8 @@ impl Help {
         let index = if page_data.is_empty() {
             &route.index
         } else {
-            with_data = route.index.with(page_data, &self.analyzer);
-            &with_data
+            with_data = self.index_with_data(route, page_data);
+            with_data.as_ref()
         };
         let terms = self.corrected_terms(index, question);
         let mut signals = index.signals(&terms);
@@ -495,6 +505,34 @@ impl Help {
             },
             signals,
         ))
+    }
+
+    /// The route's index with `page_data` added, built once per distinct
+    /// data.
+    fn index_with_data(&self, route: &Route, page_data: Vec<Passage>) -> Arc<Index> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        route.entry.id.hash(&mut hasher);
+        page_data.hash(&mut hasher);
+        let key = hasher.finish();
+        let cached = self
+            .with_data
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        if let Some(index) = cached {
+            return index;
+        }
+        let index = Arc::new(route.index.with(page_data, &self.analyzer));
+        let mut kept = self
+            .with_data
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.len() >= KEPT_DATA_INDEXES {
+            kept.clear();
+        }
+        kept.insert(key, index.clone());
+        index
     }
 
     /// Every fixed passage of every route (for the no-secret tests).
