@@ -144,6 +144,9 @@ pub fn decide(principal: &Principal, operation: Operation, project: Option<&Proj
             (Operation::CreateProject, _) => Access::Forbidden,
             (_, Some(project)) if project != project_id => Access::Hidden,
             (_, None) => Access::Forbidden,
+            // Least privilege: a Service Role Key never mints another one
+            // (only the platform admin or a console owner may).
+            (Operation::CreateKey(KeyKind::ServiceRole), Some(_)) => Access::Forbidden,
             (
                 Operation::ReadProject
                 | Operation::ReadAudit
@@ -263,6 +266,7 @@ mod tests {
                     (A, A, A)
                 }
                 ("service role key", Operation::CreateProject) => (F, F, F),
+                ("service role key", Operation::CreateKey(KeyKind::ServiceRole)) => (F, H, F),
                 (
                     "service role key",
                     Operation::ReadProject

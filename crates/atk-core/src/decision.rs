@@ -151,6 +151,7 @@ mod tests {
             revoke_reason: None,
             rotated_from: None,
             rotated_to: None,
+            created_by: None,
         }
     }
 

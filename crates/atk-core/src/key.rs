@@ -133,6 +133,9 @@ pub struct KeyRecord {
     pub revoke_reason: Option<String>,
     pub rotated_from: Option<KeyId>,
     pub rotated_to: Option<KeyId>,
+    /// The Service Role Key that created this key (or the key it rotated
+    /// from), if one did: revoking it with `cascade` revokes this key too.
+    pub created_by: Option<KeyId>,
 }
 
 impl KeyRecord {

@@ -126,11 +126,22 @@ pub fn require_confirmations(
     require(catalog.required_confirmations(kind), given)
 }
 
-/// A rotation shows a new secret once, so it needs that acknowledged again.
-pub const ROTATION_CONFIRMATIONS: [Confirmation; 1] = [Confirmation::SecretShownOnce];
+/// A rotation shows a new secret once, so it needs that acknowledged again;
+/// a Service Role Key's new secret is as dangerous as the first, so it
+/// needs `service_role_danger` too.
+pub fn rotation_confirmations(kind: KeyKind) -> Vec<Confirmation> {
+    let mut required = vec![Confirmation::SecretShownOnce];
+    if kind == KeyKind::ServiceRole {
+        required.push(Confirmation::ServiceRoleDanger);
+    }
+    required
+}
 
-pub fn require_rotation_confirmations(given: &[Confirmation]) -> Result<(), PolicyError> {
-    require(ROTATION_CONFIRMATIONS, given)
+pub fn require_rotation_confirmations(
+    kind: KeyKind,
+    given: &[Confirmation],
+) -> Result<(), PolicyError> {
+    require(rotation_confirmations(kind), given)
 }
 
 fn require(

@@ -94,6 +94,13 @@ impl Store for PausingStore {
     async fn get_key(&self, p: &ProjectId, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         self.inner.get_key(p, id).await
     }
+    async fn keys_created_by(
+        &self,
+        p: &ProjectId,
+        creator: &KeyId,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.keys_created_by(p, creator).await
+    }
     async fn find_key_by_hash(&self, hash: &SecretHash) -> Result<Option<KeyRecord>, StoreError> {
         let found = self.inner.find_key_by_hash(hash).await;
         let mut armed = self.armed.lock().await;
@@ -200,6 +207,7 @@ async fn a_lookup_that_raced_a_revocation_is_not_served_from_the_cache() {
         revoke_reason: None,
         rotated_from: None,
         rotated_to: None,
+        created_by: None,
     };
     store
         .insert_key(&key, &event(&project, AuditAction::KeyCreate, now))

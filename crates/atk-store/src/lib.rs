@@ -188,6 +188,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The verification lookup: by keyed hash, across projects.
     async fn find_key_by_hash(&self, hash: &SecretHash) -> Result<Option<KeyRecord>, StoreError>;
 
+    /// Every key of the project that `creator` created (`created_by`),
+    /// whatever its status, oldest first.
+    async fn keys_created_by(
+        &self,
+        project: &ProjectId,
+        creator: &KeyId,
+    ) -> Result<Vec<KeyRecord>, StoreError>;
+
     /// Newest first.
     async fn list_keys(
         &self,

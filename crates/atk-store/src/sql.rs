@@ -204,6 +204,7 @@ struct KeyRow {
     revoke_reason: Option<String>,
     rotated_from: Option<String>,
     rotated_to: Option<String>,
+    created_by: Option<String>,
 }
 
 fn parse_key_id(text: &str) -> Result<KeyId, StoreError> {
@@ -239,6 +240,7 @@ impl TryFrom<KeyRow> for KeyRecord {
             revoke_reason: row.revoke_reason,
             rotated_from: row.rotated_from.as_deref().map(parse_key_id).transpose()?,
             rotated_to: row.rotated_to.as_deref().map(parse_key_id).transpose()?,
+            created_by: row.created_by.as_deref().map(parse_key_id).transpose()?,
         })
     }
 }
@@ -254,7 +256,7 @@ macro_rules! select_keys {
         concat!(
             "SELECT id, project_id, name, kind, environment, scopes, expiration, ",
             "secret_hash, secret_preview, created_at, expires_at, last_used_at, revoked_at, ",
-            "revoke_reason, rotated_from, rotated_to FROM api_keys ",
+            "revoke_reason, rotated_from, rotated_to, created_by FROM api_keys ",
             $rest
         )
     };
@@ -299,8 +301,8 @@ macro_rules! insert_key_row {
         sqlx::query(concat!(
             "INSERT INTO api_keys (id, project_id, name, kind, environment, scopes, expiration, ",
             "secret_hash, secret_preview, created_at, expires_at, last_used_at, revoked_at, ",
-            "revoke_reason, rotated_from, rotated_to) ",
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            "revoke_reason, rotated_from, rotated_to, created_by) ",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .bind(key.id.as_str())
         .bind(key.project_id.as_str())
@@ -318,6 +320,7 @@ macro_rules! insert_key_row {
         .bind(key.revoke_reason.as_deref())
         .bind(key.rotated_from.as_ref().map(KeyId::as_str))
         .bind(key.rotated_to.as_ref().map(KeyId::as_str))
+        .bind(key.created_by.as_ref().map(KeyId::as_str))
         .execute($executor)
         .await
         .map_err(unique_to_conflict)?;
@@ -549,7 +552,7 @@ impl Store for SqlStore {
                 "AND (expires_at IS NULL OR expires_at > $5) ",
                 "RETURNING id, project_id, name, kind, environment, scopes, expiration, ",
                 "secret_hash, secret_preview, created_at, expires_at, last_used_at, revoked_at, ",
-                "revoke_reason, rotated_from, rotated_to"
+                "revoke_reason, rotated_from, rotated_to, created_by"
             ))
             .bind(rotation.project.as_str())
             .bind(rotation.old_id.as_str())
@@ -593,7 +596,7 @@ impl Store for SqlStore {
                 "AND (expires_at IS NULL OR expires_at > $6) ",
                 "RETURNING id, project_id, name, kind, environment, scopes, expiration, ",
                 "secret_hash, secret_preview, created_at, expires_at, last_used_at, revoked_at, ",
-                "revoke_reason, rotated_from, rotated_to"
+                "revoke_reason, rotated_from, rotated_to, created_by"
             ))
             .bind(project.as_str())
             .bind(id.as_str())
@@ -626,6 +629,23 @@ impl Store for SqlStore {
                 .await?
         });
         row.map(KeyRecord::try_from).transpose()
+    }
+
+    async fn keys_created_by(
+        &self,
+        project: &ProjectId,
+        creator: &KeyId,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows: Vec<KeyRow> = on_pool!(self, pool => {
+            sqlx::query_as(select_keys!(
+                "WHERE project_id = $1 AND created_by = $2 ORDER BY created_at, id"
+            ))
+            .bind(project.as_str())
+            .bind(creator.as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        key_records(rows)
     }
 
     async fn find_key_by_hash(&self, hash: &SecretHash) -> Result<Option<KeyRecord>, StoreError> {

@@ -76,6 +76,7 @@ conformance!(
     an_invite_adds_an_existing_account_to_a_project_once,
     help_misses_are_counted_per_project_route_and_question,
     help_misses_keep_at_most_the_cap_of_questions_per_route,
+    keys_are_found_by_the_key_that_created_them_within_the_project,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -135,6 +136,7 @@ fn key(project: &ProjectId, created_at: DateTime<Utc>) -> KeyRecord {
         revoke_reason: None,
         rotated_from: None,
         rotated_to: None,
+        created_by: None,
     }
 }
 
@@ -1635,5 +1637,40 @@ async fn help_misses_keep_at_most_the_cap_of_questions_per_route(store: &SqlStor
     assert_eq!(
         misses.iter().map(|m| m.asked).sum::<u64>(),
         (cap + 4) as u64
+    );
+}
+
+async fn keys_are_found_by_the_key_that_created_them_within_the_project(store: &SqlStore) {
+    let ours = project(store, "project_created_by").await;
+    let creator = key(&ours, t0());
+    insert(store, &creator).await.unwrap();
+    let mut first = key(&ours, t0() + TimeDelta::seconds(1));
+    first.created_by = Some(creator.id.clone());
+    let mut second = key(&ours, t0() + TimeDelta::seconds(2));
+    second.created_by = Some(creator.id.clone());
+    let unrelated = key(&ours, t0() + TimeDelta::seconds(3));
+    for record in [&second, &first, &unrelated] {
+        insert(store, record).await.unwrap();
+    }
+    let found = store.keys_created_by(&ours, &creator.id).await.unwrap();
+    assert_eq!(
+        found,
+        vec![first.clone(), second.clone()],
+        "oldest first, every field"
+    );
+    let elsewhere = project(store, "project_created_by_other").await;
+    assert!(
+        store
+            .keys_created_by(&elsewhere, &creator.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .keys_created_by(&ours, &first.id)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

@@ -224,6 +224,9 @@ pub enum KeysCommand {
         key_id: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Also revoke every key this key (a Service Role Key) created.
+        #[arg(long)]
+        cascade: bool,
     },
     /// End a key now (status expired).
     Expire {

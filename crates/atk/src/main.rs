@@ -383,6 +383,7 @@ async fn keys(
             project,
             key_id,
             reason,
+            cascade,
         } => {
             let key = service
                 .revoke_key(
@@ -390,6 +391,7 @@ async fn keys(
                     &project_id(&project.project)?,
                     &key_id,
                     reason.as_deref(),
+                    cascade,
                 )
                 .await?;
             out.print(&key, || describe_key(&key));

@@ -215,6 +215,10 @@ pub struct RotatedKeyBody {
 pub struct RevokeKey {
     /// Why; kept with the key and in the audit log (up to 500 characters).
     reason: Option<String>,
+    /// Also revoke every key this key created (a Service Role Key's keys),
+    /// each with its own audit event.
+    #[serde(default)]
+    cascade: bool,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -302,7 +306,13 @@ async fn revoke_key(
     let project_id = parse_project(&project_id)?;
     let key = state
         .service
-        .revoke_key(&caller, &project_id, &key_id, body.reason.as_deref())
+        .revoke_key(
+            &caller,
+            &project_id,
+            &key_id,
+            body.reason.as_deref(),
+            body.cascade,
+        )
         .await?;
     Ok(Json(key))
 }

@@ -74,6 +74,7 @@ impl Service {
             revoke_reason: None,
             rotated_from: template.rotated_from,
             rotated_to: None,
+            created_by: template.created_by,
         };
         (secret, record)
     }
@@ -104,6 +105,7 @@ impl Service {
             scopes: plan.scopes,
             expiration: plan.expiration,
             rotated_from: None,
+            created_by: caller.service_role_key().cloned(),
         };
         let (secret, record) = self.mint(template, now);
         let event = caller.event(
@@ -198,12 +200,12 @@ impl Service {
         confirmations: &[Confirmation],
     ) -> Result<RotatedKey, ServiceError> {
         caller.authorize(Operation::ManageKeys, Some(project_id))?;
-        require_rotation_confirmations(confirmations)?;
         let old = self.key(project_id, key_id).await?;
         // A rotation hands out a new secret of the old key's kind: whoever
         // may not create that kind (an admin and a Service Role Key, say)
         // may not rotate it either.
         caller.authorize(Operation::CreateKey(old.kind), Some(project_id))?;
+        require_rotation_confirmations(old.kind, confirmations)?;
         let now = self.now();
         check_can_rotate(&old, now)?;
         let template = KeyTemplate {
@@ -214,6 +216,9 @@ impl Service {
             scopes: old.scopes.clone(),
             expiration: old.expiration,
             rotated_from: Some(old.id.clone()),
+            // The successor of a key a Service Role Key created is still
+            // that key's: a cascade reaches it too.
+            created_by: old.created_by.clone(),
         };
         let (secret, new_key) = self.mint(template, now);
         let old_ends_at = grace.old_key_ends_at(now, old.expires_at);
@@ -253,18 +258,48 @@ impl Service {
     }
 
     /// Ends the key now, for good; verification answers `REVOKED` from the
-    /// next request on.
-    #[tracing::instrument(skip_all, fields(%project_id))]
+    /// next request on. With `cascade`, every still-active key that this key
+    /// created is revoked first, each with its own audit event; they go
+    /// first so that a cascade cut short can be run again.
+    #[tracing::instrument(skip_all, fields(%project_id, cascade))]
     pub async fn revoke_key(
         &self,
         caller: &Caller,
         project_id: &ProjectId,
         key_id: &str,
         reason: Option<&str>,
+        cascade: bool,
     ) -> Result<PreviewRow, ServiceError> {
         caller.authorize(Operation::ManageKeys, Some(project_id))?;
         let reason = checked_reason(reason)?;
-        let details = json!({ "reason": reason });
+        if cascade {
+            let parent = self.key(project_id, key_id).await?;
+            let now = self.now();
+            for child in self.store.keys_created_by(project_id, &parent.id).await? {
+                if child.status_at(now) != KeyStatus::Active {
+                    continue;
+                }
+                let details = json!({ "reason": reason, "cascade_from": parent.id });
+                match self
+                    .end_key(
+                        caller,
+                        project_id,
+                        child.id.as_str(),
+                        Ending::Revoke {
+                            reason: reason.clone(),
+                        },
+                        AuditAction::KeyRevoke,
+                        details,
+                    )
+                    .await
+                {
+                    // Ended meanwhile by someone else: what the cascade wanted.
+                    Ok(_) | Err(ServiceError::Conflict(_)) => {}
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        let details = json!({ "reason": reason, "cascade": cascade });
         self.end_key(
             caller,
             project_id,
@@ -400,6 +435,7 @@ struct KeyTemplate<'a> {
     scopes: Vec<String>,
     expiration: atk_core::key::Expiration,
     rotated_from: Option<KeyId>,
+    created_by: Option<KeyId>,
 }
 
 fn checked_reason(reason: Option<&str>) -> Result<Option<String>, ServiceError> {

@@ -133,6 +133,14 @@ impl Caller {
         Self::new(Principal::System, None)
     }
 
+    /// The Service Role Key making the call, if it is one.
+    pub fn service_role_key(&self) -> Option<&KeyId> {
+        match &self.principal {
+            Principal::ServiceRoleKey { key_id, .. } => Some(key_id),
+            _ => None,
+        }
+    }
+
     pub fn actor(&self) -> Actor {
         self.principal.actor()
     }

@@ -13,6 +13,9 @@ on_both_stores!(
     keys_of_other_kinds_are_403_on_management_calls,
     a_service_role_key_manages_its_own_project_and_sees_no_other,
     only_the_admin_creates_projects_and_changes_entitlements,
+    a_service_role_key_cannot_create_or_rotate_another_service_role_key,
+    rotating_a_service_role_key_needs_the_danger_confirmation,
+    a_cascading_revoke_ends_every_key_the_service_role_key_created_each_audited,
 );
 
 async fn service_role_secret(app: &TestApp, project: &str) -> String {
@@ -199,4 +202,178 @@ async fn a_generated_admin_token_is_shown_on_first_start_only_and_works() {
             "the admin token is stored hashed ({file})"
         );
     }
+}
+
+fn service_role_confirmations() -> Vec<&'static str> {
+    let mut confirmations = EVERY_KIND_CONFIRMATIONS.to_vec();
+    confirmations.push("service_role_danger");
+    confirmations
+}
+
+async fn a_service_role_key_cannot_create_or_rotate_another_service_role_key(app: TestApp) {
+    let secret = service_role_secret(&app, DEMO).await;
+    let refused = app
+        .call(
+            Method::POST,
+            &format!("/v1/projects/{DEMO}/keys"),
+            Some(&secret),
+            Some(json!({
+                "name": "second service role",
+                "kind": "service_role",
+                "confirmations": service_role_confirmations(),
+            })),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert_eq!(refused.error_code(), "forbidden");
+    assert!(
+        refused
+            .text
+            .contains("only a project owner or the platform admin"),
+        "{}",
+        refused.text
+    );
+    let other = app
+        .create_key_in(
+            DEMO,
+            json!({"kind": "service_role", "confirmations": service_role_confirmations()}),
+        )
+        .await;
+    let other_id = other.body["key"]["id"].as_str().unwrap();
+    let rotate = app
+        .call(
+            Method::POST,
+            &format!("/v1/projects/{DEMO}/keys/{other_id}/rotate"),
+            Some(&secret),
+            Some(json!({"grace": "none", "confirmations": service_role_confirmations()})),
+        )
+        .await;
+    assert_eq!(rotate.status, StatusCode::FORBIDDEN, "{}", rotate.text);
+    // Nothing was created: the admin still sees two service role keys.
+    let listed = app
+        .admin_get(&format!("/v1/projects/{DEMO}/keys?kind=service_role"))
+        .await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
+}
+
+async fn rotating_a_service_role_key_needs_the_danger_confirmation(app: TestApp) {
+    let created = app
+        .create_key_in(
+            DEMO,
+            json!({"kind": "service_role", "confirmations": service_role_confirmations()}),
+        )
+        .await;
+    let id = created.body["key"]["id"].as_str().unwrap();
+    let path = format!("/v1/projects/{DEMO}/keys/{id}/rotate");
+    let refused = app
+        .admin_post(
+            &path,
+            json!({"grace": "none", "confirmations": ["secret_shown_once"]}),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
+    assert_eq!(refused.error_code(), "confirmation_required");
+    assert!(
+        refused.text.contains("service_role_danger"),
+        "{}",
+        refused.text
+    );
+    let rotated = app
+        .admin_post(
+            &path,
+            json!({"grace": "none", "confirmations": ["secret_shown_once", "service_role_danger"]}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.text);
+}
+
+async fn a_cascading_revoke_ends_every_key_the_service_role_key_created_each_audited(app: TestApp) {
+    let parent = app
+        .create_key_in(
+            DEMO,
+            json!({"kind": "service_role", "confirmations": service_role_confirmations()}),
+        )
+        .await;
+    let parent_secret = parent.body["secret"].as_str().unwrap().to_owned();
+    let parent_id = parent.body["key"]["id"].as_str().unwrap().to_owned();
+    let mut children = Vec::new();
+    for name in ["child one", "child two"] {
+        let child = app
+            .call(
+                Method::POST,
+                &format!("/v1/projects/{DEMO}/keys"),
+                Some(&parent_secret),
+                Some(json!({"name": name, "confirmations": EVERY_KIND_CONFIRMATIONS})),
+            )
+            .await;
+        assert_eq!(child.status, StatusCode::CREATED, "{}", child.text);
+        children.push(child.body["secret"].as_str().unwrap().to_owned());
+    }
+    let bystander = app.secret(json!({"name": "made by the admin"})).await;
+
+    // Without cascade only the key itself ends.
+    let lone = app
+        .create_key_in(
+            DEMO,
+            json!({"kind": "service_role", "confirmations": service_role_confirmations()}),
+        )
+        .await;
+    let lone_secret = lone.body["secret"].as_str().unwrap().to_owned();
+    let lone_child = app
+        .call(
+            Method::POST,
+            &format!("/v1/projects/{DEMO}/keys"),
+            Some(&lone_secret),
+            Some(json!({"name": "lone child", "confirmations": EVERY_KIND_CONFIRMATIONS})),
+        )
+        .await;
+    let lone_child_secret = lone_child.body["secret"].as_str().unwrap().to_owned();
+    let lone_id = lone.body["key"]["id"].as_str().unwrap();
+    let revoked = app
+        .admin_post(
+            &format!("/v1/projects/{DEMO}/keys/{lone_id}/revoke"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+    assert_eq!(app.verify(&lone_child_secret, None).await["code"], "OK");
+
+    let revoked = app
+        .admin_post(
+            &format!("/v1/projects/{DEMO}/keys/{parent_id}/revoke"),
+            json!({"reason": "leaked in a log", "cascade": true}),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+    assert_eq!(revoked.body["status"], "revoked");
+    assert_eq!(app.verify(&parent_secret, None).await["code"], "REVOKED");
+    for child in &children {
+        assert_eq!(app.verify(child, None).await["code"], "REVOKED");
+    }
+    assert_eq!(app.verify(&bystander, None).await["code"], "OK");
+
+    let audit = app
+        .admin_get(&format!("/v1/projects/{DEMO}/audit?action=key.revoke"))
+        .await;
+    let events = audit.body["items"].as_array().unwrap();
+    let cascaded: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["details"]["cascade_from"] == parent_id.as_str())
+        .collect();
+    assert_eq!(cascaded.len(), 2, "{}", audit.text);
+    assert!(
+        cascaded
+            .iter()
+            .all(|e| e["details"]["reason"] == "leaked in a log")
+    );
+    let own = events
+        .iter()
+        .find(|e| e["target"]["id"] == parent_id.as_str())
+        .expect("the parent's own revoke is audited");
+    assert_eq!(own["details"]["cascade"], true);
 }

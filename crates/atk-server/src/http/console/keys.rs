@@ -60,6 +60,8 @@ pub struct RowView {
     pub project_id: String,
     pub name: String,
     pub kind: &'static str,
+    /// Rotating needs the danger confirmation; revoking may cascade.
+    pub service_role: bool,
     pub environment: &'static str,
     pub secret_preview: String,
     pub status: KeyStatus,
@@ -84,6 +86,7 @@ impl RowView {
             project_id: row.project_id.to_string(),
             name: row.name.clone(),
             kind: kind_name(row.kind),
+            service_role: row.kind == KeyKind::ServiceRole,
             environment: row.environment.as_str(),
             secret_preview: row.secret_preview.clone(),
             status: row.status,
@@ -1019,7 +1022,13 @@ pub async fn revoke(
     let reason_given = (!reason.trim().is_empty()).then_some(reason.as_str());
     match state
         .service
-        .revoke_key(console.caller(), &project_id, &key_id, reason_given)
+        .revoke_key(
+            console.caller(),
+            &project_id,
+            &key_id,
+            reason_given,
+            form.text("cascade") == "yes",
+        )
         .await
     {
         Ok(_) => Ok(Redirect::to(&paths::key(&project_id, &key_id)).into_response()),
