@@ -2,6 +2,8 @@
 //! section 3; the first that applies wins, so a caller always learns the
 //! most fundamental reason a key cannot act.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -17,6 +19,9 @@ pub enum VerifyCode {
     NotFound,
     Revoked,
     Expired,
+    ForbiddenIp,
+    BrowserOriginBlocked,
+    RateLimited,
     ScopeMissing,
     EntitlementDisabled,
     EntitlementUpgradeRequired,
@@ -29,6 +34,9 @@ text_enum!(VerifyCode {
     NotFound => "NOT_FOUND",
     Revoked => "REVOKED",
     Expired => "EXPIRED",
+    ForbiddenIp => "FORBIDDEN_IP",
+    BrowserOriginBlocked => "BROWSER_ORIGIN_BLOCKED",
+    RateLimited => "RATE_LIMITED",
     ScopeMissing => "SCOPE_MISSING",
     EntitlementDisabled => "ENTITLEMENT_DISABLED",
     EntitlementUpgradeRequired => "ENTITLEMENT_UPGRADE_REQUIRED",
@@ -75,41 +83,106 @@ impl Decision {
     }
 }
 
-/// Decides what `key` may do. `action` must already be a catalog scope
-/// (an unknown action is a bad request, not a decision); `entitlement` is
-/// the project's entitlement for the action's product, if it has one.
-pub fn decide(
-    catalog: &Catalog,
+/// What the calling backend tells verify about the request it is serving.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyContext<'a> {
+    /// A catalog scope (an unknown action is a bad request, not a decision).
+    pub action: Option<&'a str>,
+    /// The address of the backend's own caller.
+    pub client_ip: Option<IpAddr>,
+    /// The browser `Origin` the backend saw, if any.
+    pub origin: Option<&'a str>,
+}
+
+/// The first stage of the pipeline: what the key itself allows, whatever
+/// the action. Status, then the IP allowlist, then the origin. `None`: go
+/// on (to the rate limit, then [`check_action`]).
+pub fn check_key(
     key: &KeyRecord,
-    action: Option<&str>,
-    entitlement: Option<&Entitlement>,
+    context: &VerifyContext<'_>,
     now: DateTime<Utc>,
-) -> Decision {
+) -> Option<Decision> {
     match key.status_at(now) {
-        KeyStatus::Revoked => return Decision::refused(VerifyCode::Revoked, false),
-        KeyStatus::Expired => return Decision::refused(VerifyCode::Expired, false),
+        KeyStatus::Revoked => return Some(Decision::refused(VerifyCode::Revoked, false)),
+        KeyStatus::Expired => return Some(Decision::refused(VerifyCode::Expired, false)),
         KeyStatus::Active => {}
     }
+    // Deny by default: with an allowlist, a caller that cannot say where
+    // the request came from is outside it.
+    if !key.allowed_ips.is_empty()
+        && !context
+            .client_ip
+            .is_some_and(|ip| key.allowed_ips.admits(ip))
+    {
+        return Some(Decision::refused(VerifyCode::ForbiddenIp, true));
+    }
+    // Every kind is backend-only: a browser origin means the key is in a
+    // browser, which is a leaked key.
+    if context
+        .origin
+        .is_some_and(|origin| !origin.trim().is_empty())
+    {
+        return Some(Decision::refused(VerifyCode::BrowserOriginBlocked, true));
+    }
+    None
+}
+
+/// The refusal when the key's own rate limit is spent (between the key and
+/// the action checks; the limiter lives with the verifier).
+pub fn rate_limited() -> Decision {
+    Decision::refused(VerifyCode::RateLimited, true)
+}
+
+/// What the action needs once the key passed [`check_key`] and the rate
+/// limit: nothing more (no action), a refusal (scope missing), or the
+/// entitlement of the action's product, for [`check_entitlement`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionCheck<'c> {
+    Decided(Decision),
+    NeedsEntitlement { product: &'c str, action: &'c str },
+}
+
+pub fn check_action<'c>(
+    catalog: &'c Catalog,
+    key: &KeyRecord,
+    action: Option<&str>,
+) -> ActionCheck<'c> {
     let Some(action) = action else {
-        return Decision {
+        return ActionCheck::Decided(Decision {
             code: VerifyCode::Ok,
             valid: true,
             allowed: true,
             missing_scopes: Vec::new(),
             entitlement: None,
-        };
+        });
     };
     if !key.scopes.iter().any(|scope| scope == action) {
-        return Decision {
+        return ActionCheck::Decided(Decision {
             missing_scopes: vec![action.to_owned()],
             ..Decision::refused(VerifyCode::ScopeMissing, true)
-        };
+        });
     }
-    // Deny by default: a product without an entitlement row shows as disabled.
-    let view = catalog.action(action).map(|(product, _)| EntitlementView {
-        product: product.id.clone(),
+    match catalog.action(action) {
+        Some((product, known)) => ActionCheck::NeedsEntitlement {
+            product: product.id.as_str(),
+            action: known.scope.as_str(),
+        },
+        // A stored scope the catalog no longer has: nothing entitles it.
+        None => ActionCheck::Decided(Decision::refused(VerifyCode::EntitlementDisabled, true)),
+    }
+}
+
+/// The last stage: the project's entitlement for the action's product
+/// (`None`: no row, which is disabled — deny by default).
+pub fn check_entitlement(
+    product: &str,
+    entitlement: Option<&Entitlement>,
+    now: DateTime<Utc>,
+) -> Decision {
+    let view = EntitlementView {
+        product: product.to_owned(),
         status: entitlement.map_or(EntitlementStatus::Disabled, |e| e.status),
-    });
+    };
     let code = match blocks(entitlement, now) {
         None => VerifyCode::Ok,
         Some(EntitlementBlock::Disabled) => VerifyCode::EntitlementDisabled,
@@ -121,7 +194,27 @@ pub fn decide(
         valid: true,
         allowed: code == VerifyCode::Ok,
         missing_scopes: Vec::new(),
-        entitlement: view,
+        entitlement: Some(view),
+    }
+}
+
+/// The whole pipeline for a key that is not rate limited, in one call (the
+/// verifier runs the stages itself, with its limiter between them).
+pub fn decide(
+    catalog: &Catalog,
+    key: &KeyRecord,
+    context: &VerifyContext<'_>,
+    entitlement: Option<&Entitlement>,
+    now: DateTime<Utc>,
+) -> Decision {
+    if let Some(refused) = check_key(key, context, now) {
+        return refused;
+    }
+    match check_action(catalog, key, context.action) {
+        ActionCheck::Decided(decision) => decision,
+        ActionCheck::NeedsEntitlement { product, .. } => {
+            check_entitlement(product, entitlement, now)
+        }
     }
 }
 
@@ -152,7 +245,67 @@ mod tests {
             rotated_from: None,
             rotated_to: None,
             created_by: None,
+            allowed_ips: Default::default(),
+            rate_limit: None,
         }
+    }
+
+    fn for_action(action: Option<&str>) -> VerifyContext<'_> {
+        VerifyContext {
+            action,
+            ..VerifyContext::default()
+        }
+    }
+
+    #[test]
+    fn an_allowlisted_key_is_refused_outside_its_networks_and_without_an_address() {
+        let now = Utc::now();
+        let mut k = key(&["qr.scan.read"], now);
+        k.allowed_ips = crate::limits::IpAllowlist::parse(&["10.1.0.0/16"]).unwrap();
+        let at = |k: &KeyRecord, ip: Option<&str>| {
+            let context = VerifyContext {
+                action: Some("qr.scan.read"),
+                client_ip: ip.map(|ip| ip.parse().unwrap()),
+                origin: None,
+            };
+            check_key(k, &context, now).map(|d| (d.code, d.valid, d.allowed))
+        };
+        assert_eq!(at(&k, Some("10.1.2.3")), None);
+        assert_eq!(
+            at(&k, Some("10.2.0.1")),
+            Some((VerifyCode::ForbiddenIp, true, false))
+        );
+        assert_eq!(at(&k, None), Some((VerifyCode::ForbiddenIp, true, false)));
+        k.revoked_at = Some(now);
+        assert_eq!(
+            at(&k, Some("10.2.0.1")).unwrap().0,
+            VerifyCode::Revoked,
+            "status first"
+        );
+    }
+
+    #[test]
+    fn a_forwarded_browser_origin_is_blocked_before_scopes_and_entitlements() {
+        let now = Utc::now();
+        let k = key(&[], now);
+        let context = VerifyContext {
+            action: Some("marketing.campaign.send"),
+            client_ip: None,
+            origin: Some("https://app.example"),
+        };
+        let d = decide(Catalog::get(), &k, &context, None, now);
+        assert_eq!(
+            (d.code, d.valid, d.allowed),
+            (VerifyCode::BrowserOriginBlocked, true, false)
+        );
+        let blank = VerifyContext {
+            origin: Some(" "),
+            ..context
+        };
+        assert_eq!(
+            decide(Catalog::get(), &k, &blank, None, now).code,
+            VerifyCode::ScopeMissing
+        );
     }
 
     fn entitlement(product: &str, status: EntitlementStatus) -> Entitlement {
@@ -170,7 +323,13 @@ mod tests {
         let mut k = key(&[], now);
         k.revoked_at = Some(now);
         k.expires_at = Some(now);
-        let d = decide(Catalog::get(), &k, Some("qr.scan.read"), None, now);
+        let d = decide(
+            Catalog::get(),
+            &k,
+            &for_action(Some("qr.scan.read")),
+            None,
+            now,
+        );
         assert_eq!(
             (d.code, d.valid, d.allowed),
             (VerifyCode::Revoked, false, false)
@@ -185,11 +344,11 @@ mod tests {
         let before = decide(
             Catalog::get(),
             &k,
-            None,
+            &for_action(None),
             None,
             expires - TimeDelta::milliseconds(1),
         );
-        let at = decide(Catalog::get(), &k, None, None, expires);
+        let at = decide(Catalog::get(), &k, &for_action(None), None, expires);
         assert_eq!(before.code, VerifyCode::Ok);
         assert_eq!(at.code, VerifyCode::Expired);
     }
@@ -202,7 +361,7 @@ mod tests {
         let d = decide(
             Catalog::get(),
             &k,
-            Some("marketing.campaign.send"),
+            &for_action(Some("marketing.campaign.send")),
             Some(&upgrade),
             now,
         );
@@ -219,7 +378,7 @@ mod tests {
         let d = decide(
             Catalog::get(),
             &k,
-            Some("marketing.campaign.send"),
+            &for_action(Some("marketing.campaign.send")),
             Some(&upgrade),
             now,
         );
@@ -237,7 +396,13 @@ mod tests {
     fn without_an_entitlement_row_the_action_is_denied() {
         let now = Utc::now();
         let k = key(&["qr.scan.read"], now);
-        let d = decide(Catalog::get(), &k, Some("qr.scan.read"), None, now);
+        let d = decide(
+            Catalog::get(),
+            &k,
+            &for_action(Some("qr.scan.read")),
+            None,
+            now,
+        );
         assert_eq!(d.code, VerifyCode::EntitlementDisabled);
     }
 
@@ -252,7 +417,7 @@ mod tests {
     #[test]
     fn without_an_action_allowed_equals_valid() {
         let now = Utc::now();
-        let d = decide(Catalog::get(), &key(&[], now), None, None, now);
+        let d = decide(Catalog::get(), &key(&[], now), &for_action(None), None, now);
         assert_eq!((d.code, d.valid, d.allowed), (VerifyCode::Ok, true, true));
     }
 }

@@ -136,6 +136,10 @@ pub struct KeyRecord {
     /// The Service Role Key that created this key (or the key it rotated
     /// from), if one did: revoking it with `cascade` revokes this key too.
     pub created_by: Option<KeyId>,
+    /// Where the key may be used from (Backend Secret and Service Role
+    /// keys); empty: anywhere.
+    pub allowed_ips: crate::limits::IpAllowlist,
+    pub rate_limit: Option<crate::limits::RateLimit>,
 }
 
 impl KeyRecord {
@@ -167,6 +171,8 @@ impl KeyRecord {
             revoked_at: self.revoked_at,
             rotated_from: self.rotated_from.clone(),
             rotated_to: self.rotated_to.clone(),
+            allowed_ips: self.allowed_ips.to_strings(),
+            rate_limit: self.rate_limit,
         }
     }
 }
@@ -194,6 +200,11 @@ pub struct PreviewRow {
     pub rotated_from: Option<KeyId>,
     #[schema(value_type = Option<String>)]
     pub rotated_to: Option<KeyId>,
+    /// The networks the key may be used from; empty: anywhere.
+    #[schema(example = json!(["10.1.0.0/16"]))]
+    pub allowed_ips: Vec<String>,
+    /// The key's own rate limit, if it has one.
+    pub rate_limit: Option<crate::limits::RateLimit>,
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub mod ids;
 pub mod key;
 /// Lifecycle rules: rotation grace, which keys can still be ended.
 pub mod lifecycle;
+/// Per-key restrictions: an IP allowlist and a rate limit.
+pub mod limits;
 /// Create-key policy: defaults per kind, allowed scopes, confirmations, expiry.
 pub mod policy;
 /// Projects and the entitlement table they start with.

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::catalog::Catalog;
 use crate::entitlement::{Entitlement, EntitlementStatus, blocks};
 use crate::key::{Environment, Expiration, KeyKind, text_enum};
+use crate::limits::{IpAllowlist, LimitError, RateLimit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -38,6 +39,11 @@ pub enum PolicyError {
     NoScopes(KeyKind),
     #[error("missing confirmations: {}", .0.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "))]
     MissingConfirmations(Vec<Confirmation>),
+    #[error("{0}")]
+    Limit(#[from] LimitError),
+    /// IP allowlists are for keys that live on known servers.
+    #[error("allowed_ips is only for Backend Secret and Service Role keys, not a {0} key")]
+    AllowlistNotForKind(KeyKind),
 }
 
 /// What the caller asked for, before defaults.
@@ -48,6 +54,8 @@ pub struct KeyRequest {
     pub scopes: Option<Vec<String>>,
     pub expiration: Option<Expiration>,
     pub confirmations: Vec<Confirmation>,
+    pub allowed_ips: Option<Vec<String>>,
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A request that passed the policy, with every default filled in.
@@ -59,6 +67,8 @@ pub struct KeyPlan {
     pub scopes: Vec<String>,
     pub expiration: Expiration,
     pub expires_at: Option<DateTime<Utc>>,
+    pub allowed_ips: IpAllowlist,
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl KeyRequest {
@@ -71,6 +81,12 @@ impl KeyRequest {
         if scopes.is_empty() {
             return Err(PolicyError::NoScopes(kind));
         }
+        let allowed_ips = IpAllowlist::parse(self.allowed_ips.as_deref().unwrap_or_default())?;
+        if !allowed_ips.is_empty() && !matches!(kind, KeyKind::BackendSecret | KeyKind::ServiceRole)
+        {
+            return Err(PolicyError::AllowlistNotForKind(kind));
+        }
+        let rate_limit = self.rate_limit.map(RateLimit::checked).transpose()?;
         require_confirmations(catalog, kind, &self.confirmations)?;
         let expiration = self.expiration.unwrap_or_default();
         Ok(KeyPlan {
@@ -79,6 +95,8 @@ impl KeyRequest {
             scopes,
             expiration,
             expires_at: expiration.expires_at(now),
+            allowed_ips,
+            rate_limit,
         })
     }
 }

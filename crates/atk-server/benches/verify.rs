@@ -55,7 +55,13 @@ fn verification(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| async {
             let outcome = services
                 .verifier
-                .verify(black_box(&secret), Some("notification.send"))
+                .verify(
+                    black_box(&secret),
+                    atk_core::decision::VerifyContext {
+                        action: Some("notification.send"),
+                        ..Default::default()
+                    },
+                )
                 .await
                 .unwrap();
             assert!(outcome.decision.allowed);
@@ -77,7 +83,7 @@ fn verification(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| async {
             services
                 .verifier
-                .verify(black_box("atk_live_nope"), None)
+                .verify(black_box("atk_live_nope"), Default::default())
                 .await
                 .unwrap()
         })

@@ -8,6 +8,8 @@ pub mod config;
 pub mod help;
 /// The HTTP API: one module per resource over a shared state.
 pub mod http;
+/// Each key's own rate limit, per node, in bounded memory.
+pub mod limiter;
 /// Application services shared by HTTP and CLI: projects, entitlements, keys.
 pub mod service;
 /// Startup: connect, migrate, first-start bootstrap, bind, serve, stop cleanly.

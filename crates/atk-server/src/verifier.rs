@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use atk_core::Clock;
 use atk_core::catalog::Catalog;
-use atk_core::decision::{Decision, decide};
+use atk_core::decision::{
+    ActionCheck, Decision, VerifyContext, check_action, check_entitlement, check_key, rate_limited,
+};
 use atk_core::entitlement::Entitlement;
 use atk_core::ids::ProjectId;
 use atk_core::key::{KeyRecord, KeyStatus};
@@ -25,6 +27,7 @@ use atk_store::{Store, StoreError};
 use moka::sync::Cache;
 use thiserror::Error;
 
+use crate::limiter::KeyRateLimiter;
 use crate::usage::UsageRecorder;
 
 /// How stale a cached key or entitlement may be on a node that did not
@@ -61,6 +64,7 @@ pub struct Verifier {
     /// `None` is cached too: a missing row means "disabled" (deny by default).
     entitlements: Cache<(ProjectId, String), Option<Entitlement>>,
     usage: UsageRecorder,
+    limiter: KeyRateLimiter,
     /// Bumped by every `forget_*`, so a lookup can tell whether a change
     /// was announced while it was reading the store.
     generation: Arc<AtomicU64>,
@@ -84,6 +88,7 @@ impl Verifier {
     ) -> Self {
         Self {
             usage,
+            limiter: KeyRateLimiter::default(),
             generation: Arc::new(AtomicU64::new(0)),
             store,
             pepper,
@@ -100,25 +105,31 @@ impl Verifier {
         }
     }
 
-    /// Format and checksum first (no I/O for garbage), then the keyed-hash
-    /// lookup, then the entitlement of the action's product, then the decision.
+    /// The one verification pipeline: format and checksum first (no I/O
+    /// for garbage), then the keyed-hash lookup, then the key's own checks
+    /// (status, IP allowlist, origin), then its rate limit, then the action
+    /// (scope, then the entitlement of the action's product, read only when
+    /// needed). Each stage is the domain's; this only runs them in order
+    /// and does the I/O between them.
     pub async fn verify(
         &self,
         secret: &str,
-        action: Option<&str>,
+        context: VerifyContext<'_>,
     ) -> Result<Verification, VerifyError> {
         // Resolved against the catalog so the action is a `&'static str`
         // from here on: counting it allocates nothing.
-        let (product, action) = match action {
-            None => (None, None),
-            Some(action) => {
-                let (product, action) = self
-                    .catalog
+        let action = match context.action {
+            None => None,
+            Some(action) => Some(
+                self.catalog
                     .action(action)
-                    .ok_or(VerifyError::UnknownAction)?;
-                (Some(product.id.as_str()), Some(action.scope.as_str()))
-            }
+                    .ok_or(VerifyError::UnknownAction)?
+                    .1
+                    .scope
+                    .as_str(),
+            ),
         };
+        let context = VerifyContext { action, ..context };
         let Ok(parsed) = ParsedSecret::parse(secret) else {
             return Ok(Verification {
                 decision: Decision::malformed(),
@@ -132,17 +143,22 @@ impl Verifier {
             });
         };
         let now = self.clock.now();
-        // The entitlement matters only for an active key that has the scope;
-        // skip that lookup otherwise.
-        let needs_entitlement = key.status_at(now) == KeyStatus::Active
-            && action.is_some_and(|action| key.scopes.iter().any(|scope| scope == action));
-        let entitlement = match product {
-            Some(product) if needs_entitlement => {
-                self.entitlement(&key.project_id, product).await?
+        let decision = match check_key(&key, &context, now) {
+            Some(refused) => refused,
+            None if key
+                .rate_limit
+                .is_some_and(|limit| !self.limiter.try_take(&key.id, limit, now)) =>
+            {
+                rate_limited()
             }
-            _ => None,
+            None => match check_action(self.catalog, &key, action) {
+                ActionCheck::Decided(decision) => decision,
+                ActionCheck::NeedsEntitlement { product, .. } => {
+                    let entitlement = self.entitlement(&key.project_id, product).await?;
+                    check_entitlement(product, entitlement.as_ref(), now)
+                }
+            },
         };
-        let decision = decide(self.catalog, &key, action, entitlement.as_ref(), now);
         self.usage.record(&key, action, decision.code, now);
         tracing::debug!(key_id = %key.id, code = decision.code.as_str(), "verified");
         Ok(Verification {

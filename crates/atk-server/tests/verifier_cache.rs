@@ -208,6 +208,8 @@ async fn a_lookup_that_raced_a_revocation_is_not_served_from_the_cache() {
         rotated_from: None,
         rotated_to: None,
         created_by: None,
+        allowed_ips: Default::default(),
+        rate_limit: None,
     };
     store
         .insert_key(&key, &event(&project, AuditAction::KeyCreate, now))
@@ -227,7 +229,14 @@ async fn a_lookup_that_raced_a_revocation_is_not_served_from_the_cache() {
     let racing = tokio::spawn({
         let verifier = verifier.clone();
         let secret = secret.expose().to_owned();
-        async move { verifier.verify(&secret, None).await.unwrap().decision.code }
+        async move {
+            verifier
+                .verify(&secret, Default::default())
+                .await
+                .unwrap()
+                .decision
+                .code
+        }
     });
     store.read_done.notified().await;
 
@@ -250,6 +259,9 @@ async fn a_lookup_that_raced_a_revocation_is_not_served_from_the_cache() {
     assert_eq!(racing.await.unwrap(), VerifyCode::Ok);
 
     // From now on the key is revoked, not served from a stale cache entry.
-    let next = verifier.verify(secret.expose(), None).await.unwrap();
+    let next = verifier
+        .verify(secret.expose(), Default::default())
+        .await
+        .unwrap();
     assert_eq!(next.decision.code, VerifyCode::Revoked);
 }

@@ -15,6 +15,7 @@ use atk_core::entitlement::{Entitlement, EntitlementStatus};
 use atk_core::ids::{DisplayName, KeyId, ProjectId};
 use atk_core::key::{Environment, Expiration, KeyKind, KeyRecord, KeyStatus};
 use atk_core::lifecycle::Ending;
+use atk_core::limits::{IpAllowlist, RateLimit};
 use atk_core::project::Project;
 use atk_core::secret::SecretHash;
 use atk_core::usage::UsageRow;
@@ -205,6 +206,9 @@ struct KeyRow {
     rotated_from: Option<String>,
     rotated_to: Option<String>,
     created_by: Option<String>,
+    allowed_ips: String,
+    rate_limit_requests: Option<i64>,
+    rate_limit_per_seconds: Option<i64>,
 }
 
 fn parse_key_id(text: &str) -> Result<KeyId, StoreError> {
@@ -241,6 +245,19 @@ impl TryFrom<KeyRow> for KeyRecord {
             rotated_from: row.rotated_from.as_deref().map(parse_key_id).transpose()?,
             rotated_to: row.rotated_to.as_deref().map(parse_key_id).transpose()?,
             created_by: row.created_by.as_deref().map(parse_key_id).transpose()?,
+            allowed_ips: serde_json::from_str::<Vec<String>>(&row.allowed_ips)
+                .ok()
+                .and_then(|list| IpAllowlist::parse(&list).ok())
+                .ok_or_else(|| corrupt("allowed_ips of key", &row.id))?,
+            rate_limit: match (row.rate_limit_requests, row.rate_limit_per_seconds) {
+                (Some(requests), Some(per_seconds)) => Some(RateLimit {
+                    requests: u32::try_from(requests)
+                        .map_err(|_| corrupt("rate limit of key", &row.id))?,
+                    per_seconds: u32::try_from(per_seconds)
+                        .map_err(|_| corrupt("rate limit of key", &row.id))?,
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -256,7 +273,7 @@ macro_rules! select_keys {
         concat!(
             "SELECT id, project_id, name, kind, environment, scopes, expiration, ",
             "secret_hash, secret_preview, created_at, expires_at, last_used_at, revoked_at, ",
-            "revoke_reason, rotated_from, rotated_to, created_by FROM api_keys ",
+            "revoke_reason, rotated_from, rotated_to, created_by, allowed_ips, rate_limit_requests, rate_limit_per_seconds FROM api_keys ",
             $rest
         )
     };
@@ -298,11 +315,13 @@ macro_rules! insert_key_row {
     ($executor:expr, $key:expr) => {{
         let key: &KeyRecord = $key;
         let scopes = serde_json::to_string(&key.scopes).expect("a list of strings serializes");
+        let allowed_ips = serde_json::to_string(&key.allowed_ips.to_strings())
+            .expect("a list of strings serializes");
         sqlx::query(concat!(
             "INSERT INTO api_keys (id, project_id, name, kind, environment, scopes, expiration, ",
             "secret_hash, secret_preview, created_at, expires_at, last_used_at, revoked_at, ",
-            "revoke_reason, rotated_from, rotated_to, created_by) ",
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+            "revoke_reason, rotated_from, rotated_to, created_by, allowed_ips, rate_limit_requests, rate_limit_per_seconds) ",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
         ))
         .bind(key.id.as_str())
         .bind(key.project_id.as_str())
@@ -321,6 +340,9 @@ macro_rules! insert_key_row {
         .bind(key.rotated_from.as_ref().map(KeyId::as_str))
         .bind(key.rotated_to.as_ref().map(KeyId::as_str))
         .bind(key.created_by.as_ref().map(KeyId::as_str))
+        .bind(allowed_ips.as_str())
+        .bind(key.rate_limit.map(|limit| i64::from(limit.requests)))
+        .bind(key.rate_limit.map(|limit| i64::from(limit.per_seconds)))
         .execute($executor)
         .await
         .map_err(unique_to_conflict)?;
@@ -552,7 +574,7 @@ impl Store for SqlStore {
                 "AND (expires_at IS NULL OR expires_at > $5) ",
                 "RETURNING id, project_id, name, kind, environment, scopes, expiration, ",
                 "secret_hash, secret_preview, created_at, expires_at, last_used_at, revoked_at, ",
-                "revoke_reason, rotated_from, rotated_to, created_by"
+                "revoke_reason, rotated_from, rotated_to, created_by, allowed_ips, rate_limit_requests, rate_limit_per_seconds"
             ))
             .bind(rotation.project.as_str())
             .bind(rotation.old_id.as_str())
@@ -596,7 +618,7 @@ impl Store for SqlStore {
                 "AND (expires_at IS NULL OR expires_at > $6) ",
                 "RETURNING id, project_id, name, kind, environment, scopes, expiration, ",
                 "secret_hash, secret_preview, created_at, expires_at, last_used_at, revoked_at, ",
-                "revoke_reason, rotated_from, rotated_to, created_by"
+                "revoke_reason, rotated_from, rotated_to, created_by, allowed_ips, rate_limit_requests, rate_limit_per_seconds"
             ))
             .bind(project.as_str())
             .bind(id.as_str())

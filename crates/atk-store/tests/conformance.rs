@@ -137,6 +137,8 @@ fn key(project: &ProjectId, created_at: DateTime<Utc>) -> KeyRecord {
         rotated_from: None,
         rotated_to: None,
         created_by: None,
+        allowed_ips: Default::default(),
+        rate_limit: None,
     }
 }
 

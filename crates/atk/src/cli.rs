@@ -136,6 +136,13 @@ pub enum Command {
         /// A catalog action, for example `notification.send`.
         #[arg(long)]
         action: Option<String>,
+        /// The address of the caller being served (checked against the
+        /// key's IP allowlist).
+        #[arg(long)]
+        client_ip: Option<std::net::IpAddr>,
+        /// A browser `Origin` the caller sent (keys are backend-only).
+        #[arg(long)]
+        origin: Option<String>,
     },
 }
 
@@ -182,6 +189,14 @@ pub enum KeysCommand {
         /// A safety confirmation id; repeat for each one the kind requires.
         #[arg(long = "confirm", value_parser = one_of(Confirmation::ALL, Confirmation::as_str))]
         confirmations: Vec<Confirmation>,
+        /// A network (CIDR) or address the key may be used from; repeat for
+        /// several. Backend Secret and Service Role keys only.
+        #[arg(long = "allowed-ip")]
+        allowed_ips: Vec<String>,
+        /// The key's own rate limit, per node: REQUESTS/SECONDS, for
+        /// example 100/60.
+        #[arg(long, value_parser = rate_limit)]
+        rate_limit: Option<atk_core::limits::RateLimit>,
     },
     /// List preview rows, newest first.
     List {
@@ -264,6 +279,22 @@ where
         all.into_iter()
             .find(|value| text(*value) == chosen)
             .expect("clap accepts only the listed values")
+    })
+}
+
+/// `REQUESTS/SECONDS` as a rate limit (bounds are checked by the policy).
+fn rate_limit(text: &str) -> Result<atk_core::limits::RateLimit, String> {
+    let (requests, per_seconds) = text
+        .split_once('/')
+        .ok_or_else(|| "expected REQUESTS/SECONDS, for example 100/60".to_owned())?;
+    let number = |part: &str| {
+        part.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{part:?} is not a whole number"))
+    };
+    Ok(atk_core::limits::RateLimit {
+        requests: number(requests)?,
+        per_seconds: number(per_seconds)?,
     })
 }
 

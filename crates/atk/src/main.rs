@@ -158,8 +158,18 @@ async fn command(services: &Services, command: Command, out: Output) -> Result<E
                 || output::audit_lines(&page.items, page.next_cursor.as_deref()),
             );
         }
-        Command::Verify { key, action } => {
-            let verification = services.verifier.verify(&key, action.as_deref()).await?;
+        Command::Verify {
+            key,
+            action,
+            client_ip,
+            origin,
+        } => {
+            let context = atk_core::decision::VerifyContext {
+                action: action.as_deref(),
+                client_ip,
+                origin: origin.as_deref(),
+            };
+            let verification = services.verifier.verify(&key, context).await?;
             let decision = &verification.decision;
             let body = json!({
                 "valid": decision.valid,
@@ -283,6 +293,8 @@ async fn keys(
             scopes,
             expiration,
             confirmations,
+            allowed_ips,
+            rate_limit,
         } => {
             let request = KeyRequest {
                 kind,
@@ -290,6 +302,8 @@ async fn keys(
                 scopes: (!scopes.is_empty()).then_some(scopes),
                 expiration,
                 confirmations,
+                allowed_ips: (!allowed_ips.is_empty()).then_some(allowed_ips),
+                rate_limit,
             };
             let created = service
                 .create_key(caller, &project_id(&project.project)?, &name, &request)

@@ -65,6 +65,15 @@ impl FromRequestParts<AppState> for Caller {
             Principal::PlatformAdmin
         } else {
             match state.verifier.authenticate(credential).await? {
+                // A key with an allowlist manages only from inside it.
+                Some(key)
+                    if !key.allowed_ips.is_empty()
+                        && !source_ip(parts).is_some_and(|ip| key.allowed_ips.admits(ip)) =>
+                {
+                    return Err(ApiError::Forbidden(
+                        "this key may not be used from this address (its IP allowlist)".into(),
+                    ));
+                }
                 Some(key) if Catalog::get().kind(key.kind).administers_project => {
                     Principal::ServiceRoleKey {
                         project_id: key.project_id.clone(),

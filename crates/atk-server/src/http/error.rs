@@ -1,6 +1,7 @@
 //! The one HTTP error type. Each variant maps to one SPEC error code and
 //! status; internal causes are logged with their whole chain and never shown.
 
+use atk_core::limits::LimitError;
 use atk_core::policy::{Confirmation, PolicyError};
 use atk_core::secret::redact_secrets;
 use axum::Json;
@@ -219,6 +220,16 @@ impl From<PolicyError> for ApiError {
                 scopes: Vec::new(),
             },
             PolicyError::MissingConfirmations(missing) => Self::ConfirmationRequired(missing),
+            PolicyError::Limit(LimitError::Requests | LimitError::Seconds) => {
+                Self::InvalidRequest {
+                    message,
+                    details: json!({ "field": "rate_limit" }),
+                }
+            }
+            PolicyError::Limit(_) | PolicyError::AllowlistNotForKind(_) => Self::InvalidRequest {
+                message,
+                details: json!({ "field": "allowed_ips" }),
+            },
         }
     }
 }

@@ -1,5 +1,6 @@
 use atk_core::key::{Environment, Expiration, KeyKind, KeyStatus, PreviewRow};
 use atk_core::lifecycle::Grace;
+use atk_core::limits::RateLimit;
 use atk_core::policy::{BlockedScope, Confirmation, KeyRequest};
 use atk_core::usage::{Granularity, UsageReport};
 use axum::Json;
@@ -58,6 +59,15 @@ pub struct CreateKey {
     /// listing them, also when the field is left out.
     #[serde(default)]
     confirmations: Vec<Confirmation>,
+    /// Backend Secret and Service Role keys only: the networks (CIDR, or a
+    /// single address) the key may be used from; verify answers
+    /// `FORBIDDEN_IP` for a `client_ip` outside them. Up to 50. Kept on
+    /// rotation.
+    #[schema(example = json!(["10.1.0.0/16", "2001:db8::/32"]))]
+    allowed_ips: Option<Vec<String>>,
+    /// The key's own limit, per node: verify answers `RATE_LIMITED` past
+    /// it. Kept on rotation.
+    rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -118,6 +128,8 @@ async fn create_key(
         scopes: body.scopes,
         expiration: body.expiration,
         confirmations: body.confirmations,
+        allowed_ips: body.allowed_ips,
+        rate_limit: body.rate_limit,
     };
     let created = state
         .service

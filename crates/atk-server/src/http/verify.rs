@@ -1,5 +1,6 @@
 use std::net::IpAddr;
 
+use atk_core::decision::VerifyContext;
 use atk_core::decision::{EntitlementView, VerifyCode};
 use atk_core::ids::{KeyId, ProjectId};
 use atk_core::key::{Environment, KeyKind, KeyRecord};
@@ -29,11 +30,12 @@ pub struct VerifyRequest {
     /// A catalog action, for example `notification.send`.
     action: Option<String>,
     /// What the calling backend knows of its own caller's address.
-    #[schema(value_type = Option<String>, example = "203.0.113.7")]
-    #[allow(dead_code)] // Accepted now; IP allowlists arrive with the hardening work.
+    /// A key with an IP allowlist answers `FORBIDDEN_IP` when this is
+    /// outside it or missing.
+    #[schema(value_type = Option<String>, format = "ip", example = "203.0.113.7")]
     client_ip: Option<IpAddr>,
-    /// The browser origin the calling backend saw, if any.
-    #[allow(dead_code)]
+    /// The browser `Origin` the calling backend saw, if any: keys are
+    /// backend-only, so any origin answers `BROWSER_ORIGIN_BLOCKED`.
     origin: Option<String>,
 }
 
@@ -107,7 +109,14 @@ async fn verify_key(
 ) -> Result<Response, ApiError> {
     let verification = state
         .verifier
-        .verify(&body.key, body.action.as_deref())
+        .verify(
+            &body.key,
+            VerifyContext {
+                action: body.action.as_deref(),
+                client_ip: body.client_ip,
+                origin: body.origin.as_deref(),
+            },
+        )
         .await?;
     // Serialized here, straight from the borrowed record.
     Ok(Json(VerifyResponse::from(&verification)).into_response())

@@ -3,6 +3,7 @@ use atk_core::audit::AuditAction;
 use atk_core::ids::{DisplayName, KeyId, ProjectId};
 use atk_core::key::{Environment, KeyKind, KeyRecord, KeyStatus, PreviewRow};
 use atk_core::lifecycle::{Ending, Grace, check_can_end, check_can_rotate};
+use atk_core::limits::{IpAllowlist, RateLimit};
 use atk_core::policy::{
     BlockedScope, Confirmation, KeyRequest, blocked_scopes, require_rotation_confirmations,
 };
@@ -75,6 +76,8 @@ impl Service {
             rotated_from: template.rotated_from,
             rotated_to: None,
             created_by: template.created_by,
+            allowed_ips: template.allowed_ips,
+            rate_limit: template.rate_limit,
         };
         (secret, record)
     }
@@ -106,6 +109,8 @@ impl Service {
             expiration: plan.expiration,
             rotated_from: None,
             created_by: caller.service_role_key().cloned(),
+            allowed_ips: plan.allowed_ips,
+            rate_limit: plan.rate_limit,
         };
         let (secret, record) = self.mint(template, now);
         let event = caller.event(
@@ -120,6 +125,8 @@ impl Service {
                 "scopes": record.scopes,
                 "expiration": record.expiration,
                 "expires_at": record.expires_at,
+                "allowed_ips": record.allowed_ips.to_strings(),
+                "rate_limit": record.rate_limit,
             }),
         );
         self.store.insert_key(&record, &event).await?;
@@ -219,6 +226,8 @@ impl Service {
             // The successor of a key a Service Role Key created is still
             // that key's: a cascade reaches it too.
             created_by: old.created_by.clone(),
+            allowed_ips: old.allowed_ips.clone(),
+            rate_limit: old.rate_limit,
         };
         let (secret, new_key) = self.mint(template, now);
         let old_ends_at = grace.old_key_ends_at(now, old.expires_at);
@@ -436,6 +445,8 @@ struct KeyTemplate<'a> {
     expiration: atk_core::key::Expiration,
     rotated_from: Option<KeyId>,
     created_by: Option<KeyId>,
+    allowed_ips: IpAllowlist,
+    rate_limit: Option<RateLimit>,
 }
 
 fn checked_reason(reason: Option<&str>) -> Result<Option<String>, ServiceError> {

@@ -194,6 +194,15 @@ impl TestApp {
         reply.body
     }
 
+    /// Verifies with a full request body (`client_ip`, `origin`, …).
+    pub async fn verify_with(&self, body: Value) -> Value {
+        let reply = self
+            .call(Method::POST, "/v1/keys/verify", None, Some(body))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body
+    }
+
     pub async fn create_project(&self, id: &str) {
         let reply = self
             .admin_post("/v1/projects", json!({"project_id": id, "name": "Other"}))

@@ -56,6 +56,10 @@ async fn creating_a_key_returns_the_secret_once_with_no_store_and_the_preview_ro
         "revoked_at",
         "rotated_from",
         "rotated_to",
+        // The key's own restrictions (empty and null here), shown so a
+        // rotation visibly keeps them.
+        "allowed_ips",
+        "rate_limit",
     ];
     expected.sort_unstable();
     let mut fields_sorted = fields.clone();
@@ -64,6 +68,8 @@ async fn creating_a_key_returns_the_secret_once_with_no_store_and_the_preview_ro
     assert!(key["id"].as_str().unwrap().starts_with("key_"));
     assert_eq!(key["project_id"], DEMO);
     assert_eq!(key["name"], "Backend Project API Key");
+    assert_eq!(key["allowed_ips"], json!([]));
+    assert_eq!(key["rate_limit"], Value::Null);
     assert_eq!(key["status"], "active");
     assert_eq!(
         key["secret_preview"].as_str().unwrap(),

@@ -9,3 +9,4 @@ mod lifecycle;
 mod openapi;
 mod projects;
 mod verify;
+mod verify_context;

@@ -19,7 +19,8 @@ pub enum Outcome {
     Allowed,
     /// Scope missing or blocked by a Commerce entitlement.
     Blocked,
-    /// The key itself was refused (revoked, expired).
+    /// The key itself was refused (revoked, expired, outside its allowlist,
+    /// from a browser, over its rate limit).
     Refused,
 }
 
@@ -36,7 +37,10 @@ impl Outcome {
             VerifyCode::Malformed
             | VerifyCode::NotFound
             | VerifyCode::Revoked
-            | VerifyCode::Expired => Self::Refused,
+            | VerifyCode::Expired
+            | VerifyCode::ForbiddenIp
+            | VerifyCode::BrowserOriginBlocked
+            | VerifyCode::RateLimited => Self::Refused,
         }
     }
 
@@ -44,7 +48,7 @@ impl Outcome {
         match self {
             Self::Allowed => "Allowed (OK)",
             Self::Blocked => "Blocked by scope or entitlement",
-            Self::Refused => "Key refused (revoked or expired)",
+            Self::Refused => "Key refused (revoked, expired, address, origin or rate limit)",
         }
     }
 

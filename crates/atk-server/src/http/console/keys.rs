@@ -684,6 +684,7 @@ pub async fn create(
             scopes: Some(parsed.scopes.clone()),
             expiration: Some(parsed.expiration),
             confirmations: parsed.confirmations.clone(),
+            ..KeyRequest::default()
         };
         match state
             .service
@@ -1093,6 +1094,8 @@ fn sample_row(now: DateTime<Utc>) -> PreviewRow {
         revoked_at: None,
         rotated_from: None,
         rotated_to: None,
+        allowed_ips: Vec::new(),
+        rate_limit: None,
     }
 }
 

@@ -324,6 +324,7 @@ impl FieldErrors {
     /// The field a service error is about, or the error as a page when it
     /// is about no field (not found, forbidden, …).
     pub fn from_service(error: ServiceError) -> Result<Self, PageError> {
+        use atk_core::limits::LimitError;
         use atk_core::policy::PolicyError;
         let mut errors = Self::default();
         match error {
@@ -345,6 +346,12 @@ impl FieldErrors {
                         "scopes",
                         format!("a {} needs at least one scope", kind_name(*kind)),
                     ),
+                    PolicyError::Limit(LimitError::Requests | LimitError::Seconds) => {
+                        ("rate_limit", policy.to_string())
+                    }
+                    PolicyError::Limit(_) | PolicyError::AllowlistNotForKind(_) => {
+                        ("allowed_ips", policy.to_string())
+                    }
                 };
                 errors.add(field, sentence(&message));
             }
