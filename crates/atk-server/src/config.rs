@@ -148,13 +148,30 @@ impl Config {
         self.database_url.is_none()
     }
 
-    /// Creates the data directory if the SQLite file or the pepper lives there.
+    /// Creates the data directory if the SQLite file or the pepper lives
+    /// there: readable by the owner only (0700), like the database file
+    /// (0600, created empty here so SQLite never creates it with the
+    /// process umask; its journal files take the same mode).
     pub fn prepare_data_dir(&self) -> Result<(), ConfigError> {
+        let error = |source| ConfigError::DataDir {
+            path: self.data_dir.clone(),
+            source,
+        };
         if self.uses_data_dir_database() || self.pepper_file.is_none() {
-            std::fs::create_dir_all(&self.data_dir).map_err(|source| ConfigError::DataDir {
-                path: self.data_dir.clone(),
-                source,
-            })?;
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(&self.data_dir).map_err(error)?;
+        }
+        if self.uses_data_dir_database() {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(false);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            options
+                .open(self.data_dir.join(SQLITE_FILE))
+                .map_err(error)?;
         }
         Ok(())
     }

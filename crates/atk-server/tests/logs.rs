@@ -83,6 +83,15 @@ async fn exercise_and_collect_secrets(app: &TestApp) -> Vec<String> {
         .await
         .unwrap();
     assert_eq!(with_secret_id.status(), 200);
+    // Nor is the admin token (configured here without the `atk_` prefix).
+    let with_admin_id = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_admin_id.status(), 200);
     // The secret as a credential, and pasted into wrong fields.
     app.call(
         Method::GET,

@@ -75,6 +75,13 @@ impl KeyCursor {
 
     pub fn decode(text: &str) -> Option<Self> {
         let (millis, id) = text.split_once('.')?;
+        // Only what `encode` writes: plain digits, no sign or padding.
+        let plain = !millis.is_empty()
+            && millis.bytes().all(|b| b.is_ascii_digit())
+            && (millis == "0" || !millis.starts_with('0'));
+        if !plain {
+            return None;
+        }
         Some(Self {
             created_at: DateTime::from_timestamp_millis(millis.parse().ok()?)?,
             id: KeyId::parse(id).ok()?,

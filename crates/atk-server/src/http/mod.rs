@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use atk_core::secret::Pepper;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, header};
@@ -70,6 +71,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (router, document) = api_router().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
+    let (admin, pepper) = (state.admin.clone(), state.service.pepper().clone());
     router
         .nest(console::paths::HOME, console::router())
         .route(
@@ -88,7 +90,9 @@ pub fn router(state: AppState) -> Router {
                 ))
                 .layer(
                     TraceLayer::new_for_http()
-                        .make_span_with(request_span)
+                        .make_span_with(move |request: &Request| {
+                            request_span(request, &admin, &pepper)
+                        })
                         .on_response(log_response),
                 )
                 .layer(PropagateRequestIdLayer::new(request_id))
@@ -108,18 +112,21 @@ pub fn router(state: AppState) -> Router {
 /// The span every log line of a request carries. It names the route
 /// template, never the concrete path or query, so nothing a client put in
 /// the URL is logged.
-fn request_span(request: &Request) -> Span {
+fn request_span(request: &Request, admin: &AdminCredential, pepper: &Pepper) -> Span {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str);
     // A client may send its own request id; it is logged only when it is
-    // short and does not look like a secret.
+    // short and is no secret: not key-shaped, and not the admin token
+    // (which an operator may have configured without the `atk_` prefix).
     let request_id = request
         .headers()
         .get("x-request-id")
         .and_then(|value| value.to_str().ok())
-        .filter(|id| id.len() <= 64 && !atk_core::secret::looks_like_secret(id))
+        .filter(|id| {
+            id.len() <= 64 && !atk_core::secret::looks_like_secret(id) && !admin.matches(pepper, id)
+        })
         .unwrap_or("-");
     tracing::info_span!("request", method = %request.method(), route, request_id)
 }

@@ -26,7 +26,7 @@ impl Service {
         self.existing_project(project_id).await?;
         let before = match cursor {
             None | Some("") => None,
-            Some(text) => Some(text.parse::<i64>().map_err(|_| bad_cursor())?),
+            Some(text) => Some(audit_cursor(text).ok_or_else(bad_cursor)?),
         };
         let query = AuditQuery {
             action,
@@ -38,5 +38,41 @@ impl Service {
             items: page.items,
             next_cursor: page.next.map(|seq| seq.to_string()),
         })
+    }
+}
+
+/// An audit cursor is the position this API issued: a positive number in
+/// plain digits. `+5`, `-1`, `007` or ` 5` were never issued, so they are
+/// refused as strictly as key-list cursors are.
+fn audit_cursor(text: &str) -> Option<i64> {
+    let plain = !text.is_empty()
+        && text.len() <= 19
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && !text.starts_with('0');
+    plain.then(|| text.parse::<i64>().ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::audit_cursor;
+
+    #[test]
+    fn only_plain_positive_positions_are_audit_cursors() {
+        assert_eq!(audit_cursor("42"), Some(42));
+        assert_eq!(audit_cursor("9223372036854775807"), Some(i64::MAX));
+        for refused in [
+            "",
+            "0",
+            "007",
+            "+5",
+            "-1",
+            " 5",
+            "5 ",
+            "1e3",
+            "9223372036854775808",
+            "abc",
+        ] {
+            assert_eq!(audit_cursor(refused), None, "{refused:?}");
+        }
     }
 }

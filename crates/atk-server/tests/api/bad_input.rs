@@ -89,7 +89,7 @@ fn cases() -> Vec<Case> {
             &keys,
             Some("application/json"),
             Vec::new(),
-            "",
+            "not valid JSON",
         ),
         bad_request(
             "a JSON array instead of an object",
@@ -97,7 +97,7 @@ fn cases() -> Vec<Case> {
             &keys,
             Some("application/json"),
             b"[]".to_vec(),
-            "",
+            "deserialize the JSON body",
         ),
         bad_request(
             "wrong content type",
@@ -145,7 +145,11 @@ fn cases() -> Vec<Case> {
             with_confirmations(json!({"name": "atk_live_0123456789abcdefghijABCDEFGHIJ012345"})),
             "secret",
         ),
-        create("a null name", with_confirmations(json!({"name": null})), ""),
+        create(
+            "a null name",
+            with_confirmations(json!({"name": null})),
+            "name: invalid type: null",
+        ),
         create("no name", with_confirmations(json!({})), "name"),
         create(
             "an unknown kind",
@@ -185,7 +189,7 @@ fn cases() -> Vec<Case> {
             body: large_name.into_bytes(),
             status: StatusCode::PAYLOAD_TOO_LARGE,
             code: "payload_too_large",
-            mentions: "",
+            mentions: "limited to 65536 bytes",
         },
         bad_request(
             "a project id that breaks the pattern (path)",
@@ -225,7 +229,7 @@ fn cases() -> Vec<Case> {
             "/v1/projects/%FF%FE/keys",
             None,
             Vec::new(),
-            "",
+            "Invalid UTF-8 in `project_id`",
         ),
         bad_request(
             "an unknown status filter",
@@ -255,6 +259,38 @@ fn cases() -> Vec<Case> {
             "a cursor this API never issued",
             Method::GET,
             &format!("{keys}?cursor=abc"),
+            None,
+            Vec::new(),
+            "cursor",
+        ),
+        bad_request(
+            "a key-list cursor with a sign",
+            Method::GET,
+            &format!("{keys}?cursor=%2B1790000000000.key_0000000000000000000000"),
+            None,
+            Vec::new(),
+            "cursor",
+        ),
+        bad_request(
+            "an audit cursor with a sign",
+            Method::GET,
+            &format!("/v1/projects/{DEMO}/audit?cursor=%2B5"),
+            None,
+            Vec::new(),
+            "cursor",
+        ),
+        bad_request(
+            "an audit cursor with leading zeros",
+            Method::GET,
+            &format!("/v1/projects/{DEMO}/audit?cursor=007"),
+            None,
+            Vec::new(),
+            "cursor",
+        ),
+        bad_request(
+            "a negative audit cursor",
+            Method::GET,
+            &format!("/v1/projects/{DEMO}/audit?cursor=-1"),
             None,
             Vec::new(),
             "cursor",
@@ -291,7 +327,7 @@ fn cases() -> Vec<Case> {
             body: ten_megabyte_key.into_bytes(),
             status: StatusCode::PAYLOAD_TOO_LARGE,
             code: "payload_too_large",
-            mentions: "",
+            mentions: "limited to 65536 bytes",
         },
         bad_request(
             "non-UTF-8 bytes in the body",
@@ -299,7 +335,7 @@ fn cases() -> Vec<Case> {
             "/v1/keys/verify",
             Some("application/json"),
             b"{\"key\": \"atk_\xff\xfe\"}".to_vec(),
-            "",
+            "invalid unicode code point",
         ),
         bad_request(
             "a key that is not a string",
@@ -333,7 +369,7 @@ fn cases() -> Vec<Case> {
             body: Vec::new(),
             status: StatusCode::NOT_FOUND,
             code: "not_found",
-            mentions: "",
+            mentions: "no such route",
         },
         Case {
             name: "a method the route does not take",
@@ -343,7 +379,7 @@ fn cases() -> Vec<Case> {
             body: Vec::new(),
             status: StatusCode::METHOD_NOT_ALLOWED,
             code: "invalid_request",
-            mentions: "",
+            mentions: "does not accept that method",
         },
     ]
 }
@@ -376,6 +412,11 @@ async fn every_bad_input_gets_a_clear_4xx_and_changes_nothing(app: TestApp) {
             reply.text
         );
         let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(
+            !case.mentions.is_empty(),
+            "{}: every case expects words",
+            case.name
+        );
         assert!(
             message.contains(case.mentions),
             "{}: message {message:?} should mention {:?}",
