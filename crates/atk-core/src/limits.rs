@@ -97,6 +97,34 @@ impl RateLimit {
     }
 }
 
+/// `REQUESTS/SECONDS`, for example `100/60` (flags and settings).
+impl std::str::FromStr for RateLimit {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (requests, per_seconds) = text
+            .split_once('/')
+            .ok_or_else(|| "expected REQUESTS/SECONDS, for example 100/60".to_owned())?;
+        let number = |part: &str| {
+            part.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{part:?} is not a whole number"))
+        };
+        RateLimit {
+            requests: number(requests)?,
+            per_seconds: number(per_seconds)?,
+        }
+        .checked()
+        .map_err(|error| error.to_string())
+    }
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.requests, self.per_seconds)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +207,22 @@ mod tests {
             .checked(),
             Err(LimitError::Seconds)
         );
+    }
+
+    #[test]
+    fn a_rate_limit_reads_as_requests_per_seconds() {
+        let limit: RateLimit = "100/60".parse().unwrap();
+        assert_eq!(
+            limit,
+            RateLimit {
+                requests: 100,
+                per_seconds: 60
+            }
+        );
+        assert_eq!(limit.to_string(), "100/60");
+        for bad in ["100", "0/60", "a/60", "100/0", "100/60/1", ""] {
+            assert!(bad.parse::<RateLimit>().is_err(), "{bad}");
+        }
     }
 
     proptest! {

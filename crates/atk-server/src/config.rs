@@ -2,6 +2,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use atk_core::limits::RateLimit;
 use atk_core::secret::Pepper;
 use thiserror::Error;
 
@@ -32,6 +33,12 @@ pub struct Config {
     /// Marks the console session cookie `Secure` (browsers then send it over
     /// HTTPS only). On by default when `public_url` is `https://…`.
     pub secure_cookies: bool,
+    /// Failed verifications (`MALFORMED`, `NOT_FOUND`) per source address,
+    /// per node, before verify answers 429.
+    pub failed_verify_limit: RateLimit,
+    /// Management calls with a bad credential per source address, per
+    /// node, before they answer 429.
+    pub bad_credential_limit: RateLimit,
 }
 
 impl Default for Config {
@@ -45,6 +52,14 @@ impl Default for Config {
             public_url: None,
             knowledge_dir: None,
             secure_cookies: false,
+            failed_verify_limit: RateLimit {
+                requests: 600,
+                per_seconds: 60,
+            },
+            bad_credential_limit: RateLimit {
+                requests: 30,
+                per_seconds: 300,
+            },
         }
     }
 }

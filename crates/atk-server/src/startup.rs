@@ -174,6 +174,12 @@ impl Application {
             accounts: services.accounts.clone(),
             verifier: services.verifier.clone(),
             help_gaps: services.help_gaps.clone(),
+            address_limits: Arc::new(crate::limiter::AddressLimits {
+                failed_verifications: crate::limiter::AddressLimiter::new(
+                    config.failed_verify_limit,
+                ),
+                bad_credentials: crate::limiter::AddressLimiter::new(config.bad_credential_limit),
+            }),
             admin,
             console: crate::http::console::ConsoleSettings {
                 secure_cookies: config.secure_cookies,

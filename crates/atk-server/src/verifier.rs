@@ -64,7 +64,7 @@ pub struct Verifier {
     /// `None` is cached too: a missing row means "disabled" (deny by default).
     entitlements: Cache<(ProjectId, String), Option<Entitlement>>,
     usage: UsageRecorder,
-    limiter: KeyRateLimiter,
+    limiter: Arc<KeyRateLimiter>,
     /// Bumped by every `forget_*`, so a lookup can tell whether a change
     /// was announced while it was reading the store.
     generation: Arc<AtomicU64>,
@@ -88,7 +88,7 @@ impl Verifier {
     ) -> Self {
         Self {
             usage,
-            limiter: KeyRateLimiter::default(),
+            limiter: Arc::default(),
             generation: Arc::new(AtomicU64::new(0)),
             store,
             pepper,

@@ -69,6 +69,24 @@ pub struct ConfigArgs {
     /// the global helper beside the shipped ones.
     #[arg(long, env = "ATK_KNOWLEDGE_DIR", global = true)]
     pub knowledge_dir: Option<PathBuf>,
+    /// Failed verifications (MALFORMED, NOT_FOUND) one address may make,
+    /// as REQUESTS/SECONDS; past it, verify answers 429 with Retry-After.
+    #[arg(
+        long,
+        env = "ATK_FAILED_VERIFY_LIMIT",
+        global = true,
+        default_value = "600/60"
+    )]
+    pub failed_verify_limit: atk_core::limits::RateLimit,
+    /// Management calls with a bad credential one address may make, as
+    /// REQUESTS/SECONDS; past it, 429 with Retry-After.
+    #[arg(
+        long,
+        env = "ATK_BAD_CREDENTIAL_LIMIT",
+        global = true,
+        default_value = "30/300"
+    )]
+    pub bad_credential_limit: atk_core::limits::RateLimit,
 }
 
 impl ConfigArgs {
@@ -86,6 +104,8 @@ impl ConfigArgs {
             }),
             public_url: self.public_url.clone(),
             knowledge_dir: self.knowledge_dir.clone(),
+            failed_verify_limit: self.failed_verify_limit,
+            bad_credential_limit: self.bad_credential_limit,
         }
     }
 }
@@ -195,7 +215,7 @@ pub enum KeysCommand {
         allowed_ips: Vec<String>,
         /// The key's own rate limit, per node: REQUESTS/SECONDS, for
         /// example 100/60.
-        #[arg(long, value_parser = rate_limit)]
+        #[arg(long)]
         rate_limit: Option<atk_core::limits::RateLimit>,
     },
     /// List preview rows, newest first.
@@ -279,22 +299,6 @@ where
         all.into_iter()
             .find(|value| text(*value) == chosen)
             .expect("clap accepts only the listed values")
-    })
-}
-
-/// `REQUESTS/SECONDS` as a rate limit (bounds are checked by the policy).
-fn rate_limit(text: &str) -> Result<atk_core::limits::RateLimit, String> {
-    let (requests, per_seconds) = text
-        .split_once('/')
-        .ok_or_else(|| "expected REQUESTS/SECONDS, for example 100/60".to_owned())?;
-    let number = |part: &str| {
-        part.trim()
-            .parse::<u32>()
-            .map_err(|_| format!("{part:?} is not a whole number"))
-    };
-    Ok(atk_core::limits::RateLimit {
-        requests: number(requests)?,
-        per_seconds: number(per_seconds)?,
     })
 }
 

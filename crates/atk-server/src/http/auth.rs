@@ -60,7 +60,22 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let credential = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let address = source_ip(parts);
+        let now = state.service.now();
+        let limits = &state.address_limits.bad_credentials;
+        // An address that spent its bad credentials is not even checked.
+        if let Some(seconds) = address.and_then(|ip| limits.retry_after(ip, now)) {
+            return Err(ApiError::TooManyFailures {
+                retry_after_seconds: seconds,
+            });
+        }
+        let refused = || {
+            if let Some(ip) = address {
+                limits.failed(ip, now);
+            }
+            ApiError::Unauthorized
+        };
+        let credential = bearer(parts).ok_or_else(refused)?;
         let principal = if state.admin.matches(state.service.pepper(), credential) {
             Principal::PlatformAdmin
         } else {
@@ -86,7 +101,7 @@ impl FromRequestParts<AppState> for Caller {
                             .into(),
                     ));
                 }
-                None => return Err(ApiError::Unauthorized),
+                None => return Err(refused()),
             }
         };
         Ok(Caller::new(principal, source_ip(parts)))

@@ -32,6 +32,10 @@ pub enum ApiError {
     },
     PayloadTooLarge,
     RateLimited(String),
+    /// Too many failures from one address: 429 with `Retry-After`.
+    TooManyFailures {
+        retry_after_seconds: u64,
+    },
     /// The cause goes to the log; the client sees a generic message.
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -129,6 +133,16 @@ impl ApiError {
                 message.clone(),
                 json!({}),
             ),
+            Self::TooManyFailures {
+                retry_after_seconds,
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many failed attempts from this address; retry after {retry_after_seconds} s"
+                ),
+                json!({ "retry_after_seconds": retry_after_seconds }),
+            ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -145,6 +159,12 @@ impl IntoResponse for ApiError {
             // `{:?}` of the boxed error prints its source chain.
             tracing::error!(error = ?cause, "internal error");
         }
+        let retry_after = match &self {
+            Self::TooManyFailures {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds),
+            _ => None,
+        };
         let (status, code, message, details) = self.parts();
         // Messages and details may quote client input; never echo anything
         // secret-shaped.
@@ -161,6 +181,11 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

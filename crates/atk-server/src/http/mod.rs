@@ -49,6 +49,7 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub verifier: Arc<Verifier>,
     pub help_gaps: Arc<crate::service::HelpGaps>,
+    pub address_limits: Arc<crate::limiter::AddressLimits>,
     pub admin: AdminCredential,
     pub console: console::ConsoleSettings,
     pub help: Arc<crate::help::Help>,

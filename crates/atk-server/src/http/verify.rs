@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::auth::SourceIp;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use crate::verifier::Verification;
@@ -105,8 +106,17 @@ impl<'a> From<&'a Verification> for VerifyResponse<'a> {
     ))]
 async fn verify_key(
     State(state): State<AppState>,
+    SourceIp(address): SourceIp,
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> Result<Response, ApiError> {
+    // Guessing keys: an address that spent its failed verifications waits.
+    let limits = &state.address_limits.failed_verifications;
+    let now = state.service.now();
+    if let Some(seconds) = address.and_then(|ip| limits.retry_after(ip, now)) {
+        return Err(ApiError::TooManyFailures {
+            retry_after_seconds: seconds,
+        });
+    }
     let verification = state
         .verifier
         .verify(
@@ -118,6 +128,11 @@ async fn verify_key(
             },
         )
         .await?;
+    if let (Some(ip), VerifyCode::Malformed | VerifyCode::NotFound) =
+        (address, verification.decision.code)
+    {
+        limits.failed(ip, now);
+    }
     // Serialized here, straight from the borrowed record.
     Ok(Json(VerifyResponse::from(&verification)).into_response())
 }

@@ -15,7 +15,20 @@ on_both_stores!(
     a_key_over_its_rate_limit_answers_rate_limited_counted_and_kept_on_rotation,
     the_checks_run_in_the_documented_order,
     a_service_role_key_manages_only_from_inside_its_allowlist,
+    an_address_that_keeps_failing_verifications_waits_with_retry_after,
+    an_address_that_keeps_sending_bad_credentials_waits_with_retry_after,
 );
+
+/// The same deployment restarted with small per-address limits.
+async fn with_limits(app: TestApp, failed_verify: &str, bad_credential: &str) -> TestApp {
+    let (config, dir) = app.stop().await;
+    let config = atk_server::Config {
+        failed_verify_limit: failed_verify.parse().unwrap(),
+        bad_credential_limit: bad_credential.parse().unwrap(),
+        ..config
+    };
+    TestApp::spawn_with(config, dir).await
+}
 
 async fn create(app: &TestApp, extra: Value) -> (String, String, Value) {
     let reply = app.create_key_in(DEMO, extra).await;
@@ -259,4 +272,67 @@ async fn a_service_role_key_manages_only_from_inside_its_allowlist(app: TestApp)
         let reply = app.call(Method::GET, &path, Some(&secret), None).await;
         assert_eq!(reply.status, status, "{allowed}: {}", reply.text);
     }
+}
+
+async fn an_address_that_keeps_failing_verifications_waits_with_retry_after(app: TestApp) {
+    let app = with_limits(app, "3/3600", "30/300").await;
+    let (good, _, _) = create(&app, json!({})).await;
+    // Successful verifications cost nothing.
+    for _ in 0..5 {
+        assert_eq!(outcome(&app, json!({"key": good})).await.0, "OK");
+    }
+    let unknown = atk_core::secret::PlaintextSecret::generate(atk_core::secret::SecretPrefix::Live);
+    for key in ["atk_live_garbage", unknown.expose(), "not a key"] {
+        let (code, _, _) = outcome(&app, json!({"key": key})).await;
+        assert!(code == "MALFORMED" || code == "NOT_FOUND", "{code}");
+    }
+    // The fourth try, even with a good key, waits for one failure to be
+    // earned back (3 per hour: 1,200 s each).
+    let waited = app
+        .call(
+            Method::POST,
+            "/v1/keys/verify",
+            None,
+            Some(json!({"key": good})),
+        )
+        .await;
+    assert_eq!(
+        waited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        waited.text
+    );
+    assert_eq!(waited.error_code(), "rate_limited");
+    assert_eq!(waited.headers["retry-after"], "1200");
+    assert_eq!(waited.body["error"]["details"]["retry_after_seconds"], 1200);
+    app.clock.advance(chrono::TimeDelta::seconds(1200));
+    assert_eq!(outcome(&app, json!({"key": good})).await.0, "OK");
+}
+
+async fn an_address_that_keeps_sending_bad_credentials_waits_with_retry_after(app: TestApp) {
+    let app = with_limits(app, "600/60", "2/3600").await;
+    let path = format!("/v1/projects/{DEMO}/keys");
+    let admin = crate::helpers::ADMIN_TOKEN;
+    assert_eq!(
+        app.call(Method::GET, &path, Some(admin), None).await.status,
+        StatusCode::OK
+    );
+    for wrong in ["wrong", "also-wrong"] {
+        let reply = app.call(Method::GET, &path, Some(wrong), None).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    // Now even the right token waits: guessing gets no answer at all.
+    let waited = app.call(Method::GET, &path, Some(admin), None).await;
+    assert_eq!(
+        waited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        waited.text
+    );
+    assert_eq!(waited.headers["retry-after"], "1800");
+    app.clock.advance(chrono::TimeDelta::seconds(1800));
+    assert_eq!(
+        app.call(Method::GET, &path, Some(admin), None).await.status,
+        StatusCode::OK
+    );
 }
