@@ -128,26 +128,10 @@ impl Tally {
     }
 }
 
-/// An answer that holds something secret-shaped: an `atk_live_`,
-/// `atk_test_` or `atk_admin_` prefix followed by a secret's characters, or
-/// any run of 32 or more letters and digits (a token or a hash).
-pub fn leaks_a_secret(text: &str) -> bool {
-    let secret_after_prefix = ["atk_live_", "atk_test_", "atk_admin_"]
-        .iter()
-        .any(|prefix| {
-            text.match_indices(prefix).any(|(at, _)| {
-                text[at + prefix.len()..]
-                    .chars()
-                    .take_while(char::is_ascii_alphanumeric)
-                    .count()
-                    >= 10
-            })
-        });
-    secret_after_prefix
-        || text
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .any(|run| run.len() >= 32)
-}
+/// An answer that holds something secret-shaped (the guard's own test:
+/// an `atk_` prefix followed by a secret's characters, or a long run of
+/// letters and digits).
+pub use super::guard::holds_a_secret_value as leaks_a_secret;
 
 /// The demo project's page data, as its owner sees it on a fresh deployment.
 pub fn demo_page_data(help: &Help, route: &str, now: DateTime<Utc>) -> Vec<Passage> {
