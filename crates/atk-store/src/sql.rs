@@ -160,7 +160,7 @@ impl TryFrom<ProjectRow> for Project {
         Ok(Project {
             project_id: ProjectId::parse(&row.project_id)
                 .map_err(|_| corrupt("project id", &row.project_id))?,
-            name: DisplayName::parse(&row.name).map_err(|_| corrupt("project name", &row.name))?,
+            name: DisplayName::stored(row.name),
             created_at: millis_to_time(row.created_at),
         })
     }
@@ -227,7 +227,7 @@ impl TryFrom<KeyRow> for KeyRecord {
             id: parse_key_id(&row.id)?,
             project_id: ProjectId::parse(&row.project_id)
                 .map_err(|_| corrupt("project id", &row.project_id))?,
-            name: DisplayName::parse(&row.name).map_err(|_| corrupt("key name", &row.name))?,
+            name: DisplayName::stored(row.name),
             kind: KeyKind::parse(&row.kind).ok_or_else(|| corrupt("key kind", &row.kind))?,
             environment: Environment::parse(&row.environment)
                 .ok_or_else(|| corrupt("environment", &row.environment))?,

@@ -30,8 +30,7 @@ impl TryFrom<AccountRow> for AccountRecord {
             account: Account {
                 id: AccountId::parse(&row.id).map_err(|_| corrupt("account id", &row.id))?,
                 email: Email::parse(&row.email).map_err(|_| corrupt("email", &row.email))?,
-                display_name: DisplayName::parse(&row.display_name)
-                    .map_err(|_| corrupt("account name", &row.display_name))?,
+                display_name: DisplayName::stored(row.display_name),
                 platform_admin: row.platform_admin != 0,
                 created_at: millis_to_time(row.created_at),
             },

@@ -77,6 +77,7 @@ conformance!(
     help_misses_are_counted_per_project_route_and_question,
     help_misses_keep_at_most_the_cap_of_questions_per_route,
     keys_are_found_by_the_key_that_created_them_within_the_project,
+    a_stored_name_that_todays_rules_would_refuse_still_loads,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -1674,5 +1675,26 @@ async fn keys_are_found_by_the_key_that_created_them_within_the_project(store: &
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn a_stored_name_that_todays_rules_would_refuse_still_loads(store: &SqlStore) {
+    let ours = project(store, "project_old_rules").await;
+    let mut record = key(&ours, t0());
+    // Longer than today's 100 characters, as if the limit had been lowered
+    // after the key was made.
+    record.name = DisplayName::stored("n".repeat(150));
+    insert(store, &record).await.unwrap();
+    let by_id = store.get_key(&ours, &record.id).await.unwrap().unwrap();
+    assert_eq!(by_id, record);
+    let by_hash = store.find_key_by_hash(&record.secret_hash).await.unwrap();
+    assert_eq!(
+        by_hash.as_ref(),
+        Some(&record),
+        "verification still finds it"
+    );
+    assert_eq!(
+        store.list_keys(&ours, &query(t0())).await.unwrap().items,
+        vec![record]
     );
 }
