@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::config::{Config, ConfigError};
 use crate::http::auth::AdminCredential;
 use crate::http::{self, AppState};
-use crate::service::{Accounts, ConsoleToken, HelpGaps, Service, ServiceError};
+use crate::service::{Accounts, AdminTokenText, ConsoleToken, HelpGaps, Service, ServiceError};
 use crate::usage::UsageRecorder;
 use crate::verifier::Verifier;
 
@@ -75,7 +75,10 @@ impl Services {
         ));
         let help_gaps = Arc::new(HelpGaps::new(store.clone(), clock.clone()));
         Ok(Self {
-            service: Arc::new(Service::new(dyn_store, pepper, clock, verifier.clone())),
+            service: Arc::new(
+                Service::new(dyn_store, pepper, clock, verifier.clone())
+                    .refusing(AdminTokenText::new(config.admin_token.as_deref())),
+            ),
             help_gaps,
             accounts,
             verifier,

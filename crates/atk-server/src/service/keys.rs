@@ -96,6 +96,7 @@ impl Service {
             Some(project_id),
         )?;
         self.existing_project(project_id).await?;
+        self.admin_token.check("name", name)?;
         let name = DisplayName::parse(name)?;
         let now = self.now();
         let plan = request.plan(self.catalog, now)?;
@@ -280,6 +281,8 @@ impl Service {
         cascade: bool,
     ) -> Result<PreviewRow, ServiceError> {
         caller.authorize(Operation::ManageKeys, Some(project_id))?;
+        self.admin_token
+            .check("reason", reason.unwrap_or_default())?;
         let reason = checked_reason(reason)?;
         if cascade {
             let parent = self.key(project_id, key_id).await?;

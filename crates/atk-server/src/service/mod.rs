@@ -196,8 +196,38 @@ fn forbidden_message(operation: Operation) -> &'static str {
     }
 }
 
+/// The configured admin token, kept in memory only to refuse it where free
+/// text is stored. A generated token starts `atk_admin_` and is refused by
+/// its shape already; a configured one may look like anything.
+#[derive(Clone, Default)]
+pub struct AdminTokenText(Option<Arc<str>>);
+
+impl std::fmt::Debug for AdminTokenText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminTokenText(<redacted>)")
+    }
+}
+
+impl AdminTokenText {
+    pub fn new(token: Option<&str>) -> Self {
+        Self(token.map(Arc::from))
+    }
+
+    /// `field` must not hold the admin token.
+    pub fn check(&self, field: &'static str, text: &str) -> Result<(), ServiceError> {
+        match &self.0 {
+            Some(token) if text.contains(&**token) => Err(ServiceError::field(
+                field,
+                format!("{field} must not contain a secret (it holds the admin token)"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Service {
+    admin_token: AdminTokenText,
     store: Arc<dyn Store>,
     pepper: Pepper,
     clock: Arc<dyn Clock>,
@@ -215,12 +245,24 @@ impl Service {
         verifier: Arc<Verifier>,
     ) -> Self {
         Self {
+            admin_token: AdminTokenText::default(),
             store,
             pepper,
             clock,
             catalog: Catalog::get(),
             verifier,
         }
+    }
+
+    /// Refuses the configured admin token wherever free text is stored
+    /// (names, reasons), as a pasted key is refused.
+    pub fn refusing(mut self, admin_token: AdminTokenText) -> Self {
+        self.admin_token = admin_token;
+        self
+    }
+
+    pub fn admin_token_text(&self) -> &AdminTokenText {
+        &self.admin_token
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

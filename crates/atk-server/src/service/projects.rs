@@ -18,6 +18,7 @@ impl Service {
         name: &str,
     ) -> Result<Project, ServiceError> {
         caller.authorize(Operation::CreateProject, None)?;
+        self.admin_token.check("name", name)?;
         let project = Project {
             project_id: ProjectId::parse(project_id)?,
             name: DisplayName::parse(name)?,

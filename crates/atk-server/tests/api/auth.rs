@@ -16,6 +16,7 @@ on_both_stores!(
     a_service_role_key_cannot_create_or_rotate_another_service_role_key,
     rotating_a_service_role_key_needs_the_danger_confirmation,
     a_cascading_revoke_ends_every_key_the_service_role_key_created_each_audited,
+    the_configured_admin_token_is_refused_in_names_and_reasons,
 );
 
 async fn service_role_secret(app: &TestApp, project: &str) -> String {
@@ -376,4 +377,47 @@ async fn a_cascading_revoke_ends_every_key_the_service_role_key_created_each_aud
         .find(|e| e["target"]["id"] == parent_id.as_str())
         .expect("the parent's own revoke is audited");
     assert_eq!(own["details"]["cascade"], true);
+}
+
+async fn the_configured_admin_token_is_refused_in_names_and_reasons(app: TestApp) {
+    // The test deployment's token has no `atk_` prefix, so only this rule
+    // stops it.
+    let pasted = format!("deploy {ADMIN_TOKEN} here");
+    let key = app.create_key_in(DEMO, json!({"name": pasted})).await;
+    let project = app
+        .admin_post(
+            "/v1/projects",
+            json!({"project_id": "pasted_token", "name": pasted}),
+        )
+        .await;
+    let created = app.create_key_in(DEMO, json!({})).await;
+    let id = created.body["key"]["id"].as_str().unwrap();
+    let revoke = app
+        .admin_post(
+            &format!("/v1/projects/{DEMO}/keys/{id}/revoke"),
+            json!({"reason": pasted}),
+        )
+        .await;
+    for (what, reply, field) in [
+        ("key name", &key, "name"),
+        ("project name", &project, "name"),
+        ("revoke reason", &revoke, "reason"),
+    ] {
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{what}: {}",
+            reply.text
+        );
+        assert_eq!(reply.body["error"]["details"]["field"], field, "{what}");
+        assert!(reply.text.contains("admin token"), "{what}: {}", reply.text);
+        assert!(
+            !reply.text.contains(ADMIN_TOKEN),
+            "{what}: the token is not echoed"
+        );
+    }
+    let verified = app
+        .verify(created.body["secret"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(verified["code"], "OK", "the refused revoke changed nothing");
 }
