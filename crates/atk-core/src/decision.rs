@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Action, Catalog, Product};
 use crate::entitlement::{Entitlement, EntitlementBlock, EntitlementStatus, blocks};
 use crate::key::{KeyRecord, KeyStatus, text_enum};
 
@@ -139,15 +139,16 @@ pub fn rate_limited() -> Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActionCheck<'c> {
     Decided(Decision),
-    NeedsEntitlement { product: &'c str, action: &'c str },
+    NeedsEntitlement { product: &'c str },
 }
 
+/// `action` is the catalog's entry for the requested action, looked up
+/// once by the caller (an action outside the catalog is a bad request).
 pub fn check_action<'c>(
-    catalog: &'c Catalog,
     key: &KeyRecord,
-    action: Option<&str>,
+    action: Option<(&'c Product, &'c Action)>,
 ) -> ActionCheck<'c> {
-    let Some(action) = action else {
+    let Some((product, action)) = action else {
         return ActionCheck::Decided(Decision {
             code: VerifyCode::Ok,
             valid: true,
@@ -156,19 +157,14 @@ pub fn check_action<'c>(
             entitlement: None,
         });
     };
-    if !key.scopes.iter().any(|scope| scope == action) {
+    if !key.scopes.contains(&action.scope) {
         return ActionCheck::Decided(Decision {
-            missing_scopes: vec![action.to_owned()],
+            missing_scopes: vec![action.scope.clone()],
             ..Decision::refused(VerifyCode::ScopeMissing, true)
         });
     }
-    match catalog.action(action) {
-        Some((product, known)) => ActionCheck::NeedsEntitlement {
-            product: product.id.as_str(),
-            action: known.scope.as_str(),
-        },
-        // A stored scope the catalog no longer has: nothing entitles it.
-        None => ActionCheck::Decided(Decision::refused(VerifyCode::EntitlementDisabled, true)),
+    ActionCheck::NeedsEntitlement {
+        product: product.id.as_str(),
     }
 }
 
@@ -210,7 +206,21 @@ pub fn decide(
     if let Some(refused) = check_key(key, context, now) {
         return refused;
     }
-    match check_action(catalog, key, context.action) {
+    // Documented as a catalog action; one that is not is missing from
+    // every key.
+    let resolved = match context.action {
+        None => None,
+        Some(action) => match catalog.action(action) {
+            Some(resolved) => Some(resolved),
+            None => {
+                return Decision {
+                    missing_scopes: vec![action.to_owned()],
+                    ..Decision::refused(VerifyCode::ScopeMissing, true)
+                };
+            }
+        },
+    };
+    match check_action(key, resolved) {
         ActionCheck::Decided(decision) => decision,
         ActionCheck::NeedsEntitlement { product, .. } => {
             check_entitlement(product, entitlement, now)

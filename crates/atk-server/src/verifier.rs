@@ -118,17 +118,17 @@ impl Verifier {
     ) -> Result<Verification, VerifyError> {
         // Resolved against the catalog so the action is a `&'static str`
         // from here on: counting it allocates nothing.
-        let action = match context.action {
+        // Looked up once: the scope for counting, the product for the
+        // entitlement.
+        let resolved = match context.action {
             None => None,
             Some(action) => Some(
                 self.catalog
                     .action(action)
-                    .ok_or(VerifyError::UnknownAction)?
-                    .1
-                    .scope
-                    .as_str(),
+                    .ok_or(VerifyError::UnknownAction)?,
             ),
         };
+        let action = resolved.map(|(_, action)| action.scope.as_str());
         let context = VerifyContext { action, ..context };
         let Ok(parsed) = ParsedSecret::parse(secret) else {
             return Ok(Verification {
@@ -151,7 +151,7 @@ impl Verifier {
             {
                 rate_limited()
             }
-            None => match check_action(self.catalog, &key, action) {
+            None => match check_action(&key, resolved) {
                 ActionCheck::Decided(decision) => decision,
                 ActionCheck::NeedsEntitlement { product, .. } => {
                     let entitlement = self.entitlement(&key.project_id, product).await?;

@@ -147,6 +147,19 @@ impl std::fmt::Debug for Route {
     }
 }
 
+impl HelpAnswer {
+    /// The exact fallback: no sources, no related surface.
+    fn fallback(text: &str, suggested: &[String]) -> Self {
+        Self {
+            in_scope: false,
+            answer: text.to_owned(),
+            sources: Vec::new(),
+            related_surface: None,
+            suggested_questions: suggested.to_vec(),
+        }
+    }
+}
+
 /// Why help could not be given at all.
 #[derive(Debug, thiserror::Error)]
 pub enum HelpError {
@@ -301,18 +314,7 @@ impl Help {
     /// Answers from the Knowledge Hub only, or with its exact fallback.
     pub fn ask_hub(&self, question: &str) -> (HelpAnswer, Signals) {
         let suggested: Vec<String> = HUB_SUGGESTED.iter().map(|q| (*q).to_owned()).collect();
-        let fallback = |signals| {
-            (
-                HelpAnswer {
-                    in_scope: false,
-                    answer: HUB_FALLBACK.to_owned(),
-                    sources: Vec::new(),
-                    related_surface: None,
-                    suggested_questions: suggested.clone(),
-                },
-                signals,
-            )
-        };
+        let fallback = |signals| (HelpAnswer::fallback(HUB_FALLBACK, &suggested), signals);
         if question.chars().count() > 500 || guard::refuses(question) {
             return fallback(Signals::NONE);
         }
@@ -440,18 +442,7 @@ impl Help {
             .iter()
             .map(|s| s.question.clone())
             .collect();
-        let fallback = |signals| {
-            Ok((
-                HelpAnswer {
-                    in_scope: false,
-                    answer: PAGE_FALLBACK.to_owned(),
-                    sources: Vec::new(),
-                    related_surface: None,
-                    suggested_questions: suggested.clone(),
-                },
-                signals,
-            ))
-        };
+        let fallback = |signals| Ok((HelpAnswer::fallback(PAGE_FALLBACK, &suggested), signals));
         if question.chars().count() > 500 || guard::refuses(question) {
             return fallback(Signals::NONE);
         }
