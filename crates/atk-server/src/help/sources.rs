@@ -45,6 +45,7 @@ fn passage(kind: SourceKind, label: &str, section: Option<&str>, text: &str) -> 
         label: label.to_owned(),
         section: section.map(str::to_owned),
         text: scrub(text),
+        asked: String::new(),
     }
 }
 
@@ -235,7 +236,9 @@ pub fn page_copy(html: &str, label: &str) -> Vec<Passage> {
 
 /// A markdown doc, one passage per `##` section; the label names the doc's
 /// title and the section. `section_ids` maps a heading to the page section
-/// it is about (for the related-surface link).
+/// it is about (for the related-surface link). A whole-line HTML comment
+/// `<!-- asked: ... -->` lists other ways people ask for the section: it is
+/// searched but never shown. Other comments are the writer's own notes.
 pub fn markdown(
     doc: &str,
     kind: SourceKind,
@@ -245,7 +248,8 @@ pub fn markdown(
     let mut passages = Vec::new();
     let mut heading: Option<String> = None;
     let mut body = String::new();
-    let flush = |heading: &Option<String>, body: &str, passages: &mut Vec<Passage>| {
+    let mut asked = String::new();
+    let flush = |heading: &Option<String>, body: &str, asked: &str, passages: &mut Vec<Passage>| {
         let text = body.split_whitespace().collect::<Vec<_>>().join(" ");
         if let Some(heading) = heading.as_ref().filter(|_| !text.is_empty()) {
             passages.push(Passage {
@@ -253,20 +257,32 @@ pub fn markdown(
                 label: format!("{label} · {heading}"),
                 section: section_of(heading),
                 text: scrub(&format!("{heading}. {text}")),
+                asked: scrub(asked.trim()),
             });
         }
     };
     for line in doc.lines() {
+        let comment = line
+            .trim()
+            .strip_prefix("<!--")
+            .and_then(|rest| rest.strip_suffix("-->"))
+            .map(str::trim);
         if let Some(title) = line.strip_prefix("## ") {
-            flush(&heading, &body, &mut passages);
+            flush(&heading, &body, &asked, &mut passages);
             heading = Some(title.trim().to_owned());
             body.clear();
+            asked.clear();
+        } else if let Some(comment) = comment {
+            if let Some(questions) = comment.strip_prefix("asked:") {
+                asked.push_str(questions);
+                asked.push(' ');
+            }
         } else if !line.starts_with("# ") {
             body.push_str(line);
             body.push('\n');
         }
     }
-    flush(&heading, &body, &mut passages);
+    flush(&heading, &body, &asked, &mut passages);
     passages
 }
 
@@ -336,17 +352,21 @@ pub fn project_data(
         } else {
             "allowed today"
         };
-        let scopes: Vec<&str> = product.actions.iter().map(|a| a.scope.as_str()).collect();
+        let scopes: Vec<String> = product
+            .actions
+            .iter()
+            .map(|a| format!("{}: {}", a.scope, a.description))
+            .collect();
         passages.push(passage(
             SourceKind::PageData,
             label,
             Some("step-entitlements"),
             &format!(
-                "{} entitlement for this project: {}. {} Its actions ({}) are {verdict}.",
+                "{} entitlement for this project: {}. {} Its actions are {verdict}. {}",
                 product.name,
                 status.label(),
                 describe(product, entitlement, now),
-                scopes.join(", ")
+                scopes.join(" ")
             ),
         ));
     }
