@@ -39,6 +39,8 @@ pub struct Config {
     /// Management calls with a bad credential per source address, per
     /// node, before they answer 429.
     pub bad_credential_limit: RateLimit,
+    /// Slow-client limits: open connections, header and body deadlines.
+    pub connections: crate::http::connections::ConnectionLimits,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
                 requests: 30,
                 per_seconds: 300,
             },
+            connections: crate::http::connections::ConnectionLimits::default(),
         }
     }
 }
@@ -79,6 +82,7 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("knowledge_dir", &self.knowledge_dir)
             .field("secure_cookies", &self.secure_cookies)
+            .field("connections", &self.connections)
             .finish()
     }
 }

@@ -131,6 +131,7 @@ pub struct Application {
     listener: TcpListener,
     services: Services,
     state: AppState,
+    connections: crate::http::connections::ConnectionLimits,
     pub bootstrap: Bootstrap,
 }
 
@@ -194,6 +195,9 @@ impl Application {
             listener,
             services,
             state,
+            connections: config
+                .connections
+                .within_open_file_limit(crate::http::connections::open_file_limit()),
             bootstrap: Bootstrap {
                 new_admin_token,
                 demo_project_created,
@@ -218,7 +222,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let router = http::router(self.state);
+        let router = http::router(self.state, self.connections.body_timeout);
         tracing::info!(
             addr = %self.listener.local_addr()?,
             store = self.services.store.backend_name(),
@@ -226,22 +230,19 @@ impl Application {
         );
         let (stopping, mut stop_requested) = tokio::sync::watch::channel(false);
         // Connect info gives the audit log each change's source address.
-        let server = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stopping.send(true);
-        });
+        let server =
+            crate::http::connections::serve(self.listener, router, self.connections, async move {
+                shutdown.await;
+                let _ = stopping.send(true);
+            });
         // Requests in flight get SHUTDOWN_GRACE to finish; a client that
         // holds on longer must not keep the usage counts from being saved.
         let deadline = async move {
             let _ = stop_requested.wait_for(|stop| *stop).await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
-        let served = tokio::select! {
-            result = server => result,
+        tokio::select! {
+            () = server => {}
             () = deadline => {
                 // Counts those requests record from here on are lost (and
                 // logged as such): the price of not waiting forever.
@@ -249,12 +250,9 @@ impl Application {
                     grace_s = SHUTDOWN_GRACE.as_secs(),
                     "requests still in flight after the shutdown grace; stopping anyway"
                 );
-                Ok(())
             }
-        };
-        // Saved even when serving failed: counts already taken are kept.
+        }
         let saved = self.services.shutdown().await;
-        served?;
         if !saved {
             return Err(std::io::Error::other("usage counts could not be saved"));
         }

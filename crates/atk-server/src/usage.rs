@@ -3,8 +3,11 @@
 //! aggregator does not wait on that channel; it drains it every
 //! [`DRAIN_EVERY`], sums events in a plain map, and adds the sums to the
 //! store at least every [`FLUSH_EVERY`], in one transaction per flush. A
-//! failed flush keeps its sums for the next one, so nothing is lost or
-//! counted twice; `stop` drains and flushes before the process exits.
+//! flush is a batch with an id, frozen until the store acknowledges it:
+//! a failed flush is retried as the same batch, and the store applies a
+//! batch id once, so a flush whose commit succeeded but whose answer was
+//! lost is not counted twice. Nothing is lost either: `stop` drains and
+//! flushes before the process exits.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use atk_core::decision::VerifyCode;
 use atk_core::ids::{KeyId, ProjectId};
 use atk_core::key::KeyRecord;
 use atk_core::usage::hour_of;
-use atk_store::{Store, UsageCount};
+use atk_store::{Store, UsageBatch, UsageCount};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -117,6 +120,9 @@ struct KeyTally {
 #[derive(Default)]
 struct Pending {
     keys: HashMap<KeyId, KeyTally>,
+    /// The batch sent to the store and not yet acknowledged; sent again,
+    /// unchanged, before anything newer.
+    unacknowledged: Option<UsageBatch>,
 }
 
 impl Pending {
@@ -151,25 +157,22 @@ impl Pending {
         self.keys.is_empty()
     }
 
-    /// One transaction; the sums are dropped only once it committed.
-    async fn flush(&mut self, store: &dyn Store) -> bool {
-        if self.is_empty() {
-            return true;
-        }
+    /// Freezes the sums into a batch with a new id.
+    fn take_batch(&mut self) -> UsageBatch {
         // Sorted, so two nodes flushing the same counters lock the rows in
         // the same order and cannot deadlock each other.
         let mut counts: Vec<UsageCount> = Vec::new();
         let mut last_used: Vec<(KeyId, DateTime<Utc>)> = Vec::new();
-        for (key_id, tally) in &self.keys {
+        for (key_id, tally) in self.keys.drain() {
             last_used.push((key_id.clone(), tally.last_used));
-            for ((action, code, hour), count) in &tally.counts {
+            for ((action, code, hour), count) in tally.counts {
                 counts.push(UsageCount {
                     key_id: key_id.clone(),
                     project_id: tally.project_id.clone(),
-                    action: *action,
-                    code: *code,
-                    hour: *hour,
-                    count: *count,
+                    action,
+                    code,
+                    hour,
+                    count,
                 });
             }
         }
@@ -182,18 +185,38 @@ impl Pending {
             ))
         });
         last_used.sort();
-        match tokio::time::timeout(FLUSH_TIMEOUT, store.add_usage(&counts, &last_used)).await {
-            Ok(Ok(())) => {
-                self.keys.clear();
-                true
+        UsageBatch {
+            id: atk_core::secret::random_base62(22),
+            made_at: Utc::now(),
+            counts,
+            last_used,
+        }
+    }
+
+    /// Sends the unacknowledged batch, then the sums since, each in one
+    /// transaction; `true` once everything is acknowledged.
+    async fn flush(&mut self, store: &dyn Store) -> bool {
+        loop {
+            if self.unacknowledged.is_none() {
+                if self.is_empty() {
+                    return true;
+                }
+                self.unacknowledged = Some(self.take_batch());
             }
-            Ok(Err(error)) => {
-                tracing::warn!(error = ?error, counters = counts.len(), "usage flush failed; will retry");
-                false
-            }
-            Err(_) => {
-                tracing::warn!(counters = counts.len(), "usage flush timed out; will retry");
-                false
+            let batch = self.unacknowledged.as_ref().expect("set above");
+            match tokio::time::timeout(FLUSH_TIMEOUT, store.add_usage(batch)).await {
+                Ok(Ok(())) => self.unacknowledged = None,
+                Ok(Err(error)) => {
+                    tracing::warn!(error = ?error, counters = batch.counts.len(), "usage flush failed; will retry");
+                    return false;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        counters = batch.counts.len(),
+                        "usage flush timed out; will retry"
+                    );
+                    return false;
+                }
             }
         }
     }
@@ -256,6 +279,7 @@ async fn stop(
     }
     tracing::error!(
         keys = pending.keys.len(),
+        unacknowledged = pending.unacknowledged.is_some(),
         "usage counts could not be saved before stopping"
     );
     false

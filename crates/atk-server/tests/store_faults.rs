@@ -1,7 +1,10 @@
-//! The verifier's cache never keeps serving a key after a revocation made
-//! through this node, even when a verification read the key just before
-//! the revocation committed and cached it just after. The store is paused
-//! at exactly that moment to make the race happen every time.
+//! Faults the store can have at the worst moment, made to happen every
+//! time by a store that delegates to a real one:
+//! - the verifier's cache never keeps serving a key after a revocation
+//!   made through this node, even when a verification read the key just
+//!   before the revocation committed and cached it just after;
+//! - a usage flush whose commit succeeded but whose acknowledgement was
+//!   lost is not counted twice when it is retried.
 
 use std::sync::Arc;
 
@@ -20,23 +23,25 @@ use atk_core::{Clock, SystemClock};
 use atk_server::usage::UsageRecorder;
 use atk_server::verifier::Verifier;
 use atk_store::{
-    AuditQuery, KeyCursor, KeyQuery, Page, Rotation, SqlStore, Store, StoreError, UsageCount,
+    AuditQuery, KeyCursor, KeyQuery, Page, Rotation, SqlStore, Store, StoreError, UsageBatch,
 };
 use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, Notify};
 
 /// Delegates to a real store; when armed, `find_key_by_hash` pauses after
-/// reading (the stale row in hand) until the test lets it go on.
+/// reading (the stale row in hand) until the test lets it go on; and the
+/// next `add_usage` can be made to commit and then report a failure.
 #[derive(Debug)]
-struct PausingStore {
+struct FaultyStore {
     inner: SqlStore,
     armed: Mutex<bool>,
     read_done: Notify,
     go_on: Notify,
+    lose_next_usage_ack: Mutex<bool>,
 }
 
 #[async_trait]
-impl Store for PausingStore {
+impl Store for FaultyStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
@@ -126,12 +131,14 @@ impl Store for PausingStore {
     ) -> Result<Page<AuditEvent, i64>, StoreError> {
         self.inner.list_audit(p, q).await
     }
-    async fn add_usage(
-        &self,
-        c: &[UsageCount],
-        l: &[(KeyId, DateTime<Utc>)],
-    ) -> Result<(), StoreError> {
-        self.inner.add_usage(c, l).await
+    async fn add_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+        self.inner.add_usage(batch).await?;
+        if std::mem::take(&mut *self.lose_next_usage_ack.lock().await) {
+            return Err(StoreError::Unavailable(
+                "the acknowledgement was lost".into(),
+            ));
+        }
+        Ok(())
     }
     async fn usage(
         &self,
@@ -162,15 +169,27 @@ fn event(project: &ProjectId, action: AuditAction, at: DateTime<Utc>) -> AuditEv
     )
 }
 
-#[tokio::test]
-async fn a_lookup_that_raced_a_revocation_is_not_served_from_the_cache() {
+struct Setup {
+    store: Arc<FaultyStore>,
+    /// Keeps the SQLite file for the test's length.
+    _db: atk_store::testing::TempSqlite,
+    clock: Arc<dyn Clock>,
+    project: ProjectId,
+    key: KeyRecord,
+    secret: PlaintextSecret,
+    pepper: Pepper,
+}
+
+/// A real SQLite store behind the faulty one, with a project and a key.
+async fn setup() -> Setup {
     let db = atk_store::testing::temp_sqlite();
     let inner = SqlStore::connect_and_migrate(&db.url).await.unwrap();
-    let store = Arc::new(PausingStore {
+    let store = Arc::new(FaultyStore {
         inner,
         armed: Mutex::new(false),
         read_done: Notify::new(),
         go_on: Notify::new(),
+        lose_next_usage_ack: Mutex::new(false),
     });
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
@@ -216,6 +235,28 @@ async fn a_lookup_that_raced_a_revocation_is_not_served_from_the_cache() {
         .await
         .unwrap();
 
+    Setup {
+        store,
+        _db: db,
+        clock,
+        project,
+        key,
+        secret,
+        pepper,
+    }
+}
+
+#[tokio::test]
+async fn a_lookup_that_raced_a_revocation_is_not_served_from_the_cache() {
+    let Setup {
+        store,
+        _db,
+        clock,
+        project,
+        key,
+        secret,
+        pepper,
+    } = setup().await;
     let dyn_store: Arc<dyn Store> = store.clone();
     let verifier = Arc::new(Verifier::new(
         dyn_store.clone(),
@@ -264,4 +305,37 @@ async fn a_lookup_that_raced_a_revocation_is_not_served_from_the_cache() {
         .await
         .unwrap();
     assert_eq!(next.decision.code, VerifyCode::Revoked);
+}
+
+#[tokio::test]
+async fn a_usage_flush_whose_acknowledgement_was_lost_is_not_counted_twice() {
+    let Setup {
+        store,
+        _db,
+        clock,
+        project,
+        key,
+        ..
+    } = setup().await;
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let recorder = UsageRecorder::start(dyn_store);
+    let now = clock.now();
+    let record = Arc::new(key.clone());
+    for _ in 0..5 {
+        recorder.record(&record, Some("notification.send"), VerifyCode::Ok, now);
+    }
+    *store.lose_next_usage_ack.lock().await = true;
+    assert!(!recorder.flush().await, "the flush's answer was lost");
+    assert!(recorder.flush().await, "the retry is acknowledged");
+    let rows = store
+        .usage(
+            &project,
+            &key.id,
+            now - chrono::TimeDelta::hours(1),
+            now + chrono::TimeDelta::hours(1),
+        )
+        .await
+        .unwrap();
+    let counted: u64 = rows.iter().map(|row| row.count).sum();
+    assert_eq!(counted, 5, "five verifications, counted once: {rows:?}");
 }

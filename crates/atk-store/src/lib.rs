@@ -1,6 +1,8 @@
 //! Storage for AuthToolkit Keys: one [`Store`] trait, one SQL implementation
 //! that runs on SQLite (the default) and PostgreSQL (for several nodes).
 
+/// Whether the database is reachable: the breaker every SQL call goes through.
+mod health;
 /// The SQL implementation of [`Store`] and [`AccountStore`] for SQLite and PostgreSQL.
 pub mod sql;
 /// [`AccountStore`] on the same SQL store.
@@ -40,10 +42,24 @@ pub enum StoreError {
     /// by a newer version.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database could not be reached (or is known to be down and the
+    /// call was refused at once): callers answer 503 and retry later.
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     #[error("migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if health::is_unreachable(&error) {
+            Self::Unavailable(error.to_string())
+        } else {
+            Self::Database(error)
+        }
+    }
 }
 
 /// Filters and paging for listing a project's keys. `now` decides status,
@@ -112,6 +128,19 @@ pub struct UsageCount {
     pub code: VerifyCode,
     pub hour: DateTime<Utc>,
     pub count: u64,
+}
+
+/// One flush of the usage recorder. Its id makes the flush idempotent: a
+/// batch whose commit succeeded but whose acknowledgement was lost is
+/// recognised when it is sent again, and not counted twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageBatch {
+    /// Random, made once per batch and kept across its retries.
+    pub id: String,
+    /// When the batch was made; applied ids are forgotten a day later.
+    pub made_at: DateTime<Utc>,
+    pub counts: Vec<UsageCount>,
+    pub last_used: Vec<(KeyId, DateTime<Utc>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -218,13 +247,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Page<AuditEvent, i64>, StoreError>;
 
     /// Adds counts (never overwrites, so several nodes sum) and moves
-    /// `last_used_at` forward, in one transaction: a batch lands whole or
-    /// not at all.
-    async fn add_usage(
-        &self,
-        counts: &[UsageCount],
-        last_used: &[(KeyId, DateTime<Utc>)],
-    ) -> Result<(), StoreError>;
+    /// `last_used_at` forward, in one transaction with the batch's id: a
+    /// batch lands whole or not at all, and once only (a batch already
+    /// applied is acknowledged again without counting).
+    async fn add_usage(&self, batch: &UsageBatch) -> Result<(), StoreError>;
 
     /// A key's counters for the hours in `[from, to)`.
     async fn usage(

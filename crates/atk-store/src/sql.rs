@@ -25,7 +25,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::{AuditQuery, KeyCursor, KeyQuery, Page, Rotation, Store, StoreError, UsageCount};
+use crate::{AuditQuery, KeyCursor, KeyQuery, Page, Rotation, Store, StoreError, UsageBatch};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -36,20 +36,30 @@ pub(crate) enum Pool {
     Postgres(PgPool),
 }
 
-/// Runs `$body` with `$pool` bound to whichever driver's pool this store has.
+/// Runs `$body` with `$pool` bound to whichever driver's pool this store
+/// has, through the store's breaker: refused at once while the database is
+/// known to be unreachable, and teaching the breaker by its outcome.
+/// `$body` may use `?`; its errors end the block, not the caller.
 macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.pool {
-            $crate::sql::Pool::Sqlite($pool) => $body,
-            $crate::sql::Pool::Postgres($pool) => $body,
+    ($store:expr, $pool:ident => $body:expr) => {{
+        let store = &$store;
+        store.health.admit()?;
+        let outcome = async {
+            Ok::<_, $crate::StoreError>(match &store.pool {
+                $crate::sql::Pool::Sqlite($pool) => $body,
+                $crate::sql::Pool::Postgres($pool) => $body,
+            })
         }
-    };
+        .await;
+        store.health.observe(outcome)?
+    }};
 }
 pub(crate) use on_pool;
 
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pub(crate) pool: Pool,
+    pub(crate) health: std::sync::Arc<crate::health::Health>,
 }
 
 impl SqlStore {
@@ -62,7 +72,9 @@ impl SqlStore {
             Pool::Postgres(
                 PgPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(10))
+                    // Also how long the first calls wait before a lost
+                    // database opens the breaker (see `health`).
+                    .acquire_timeout(Duration::from_secs(3))
                     .connect_with(options)
                     .await?,
             )
@@ -84,7 +96,10 @@ impl SqlStore {
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            health: std::sync::Arc::new(crate::health::Health::new()),
+        })
     }
 
     /// Connects and applies pending migrations (safe to run from several
@@ -118,7 +133,10 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
@@ -139,7 +157,7 @@ pub(crate) fn millis(time: DateTime<Utc>) -> i64 {
 pub(crate) fn unique_to_conflict(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-        _ => StoreError::Database(error),
+        _ => StoreError::from(error),
     }
 }
 
@@ -421,11 +439,14 @@ struct UsageCountRow {
 
 #[async_trait]
 impl Store for SqlStore {
+    /// Always goes to the database, breaker or not: readiness must see a
+    /// database that has come back, and it closes the breaker when it has.
     async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, pool => {
-            sqlx::query("SELECT 1").execute(pool).await?;
-        });
-        Ok(())
+        let outcome = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+            Pool::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+        };
+        self.health.observe(outcome.map_err(StoreError::from))
     }
 
     async fn has_projects(&self) -> Result<bool, StoreError> {
@@ -764,38 +785,52 @@ impl Store for SqlStore {
         })
     }
 
-    async fn add_usage(
-        &self,
-        counts: &[UsageCount],
-        last_used: &[(KeyId, DateTime<Utc>)],
-    ) -> Result<(), StoreError> {
+    async fn add_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for count in counts {
-                sqlx::query(
-                    "INSERT INTO usage_counts (key_id, project_id, action, code, hour, count) \
-                     VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (key_id, action, code, hour) \
-                     DO UPDATE SET count = usage_counts.count + excluded.count",
-                )
-                .bind(count.key_id.as_str())
-                .bind(count.project_id.as_str())
-                .bind(count.action.unwrap_or(""))
-                .bind(count.code.as_str())
-                .bind(millis(count.hour))
-                .bind(i64::try_from(count.count).unwrap_or(i64::MAX))
-                .execute(&mut *tx)
-                .await?;
-            }
-            for (key_id, at) in last_used {
-                sqlx::query(
-                    "UPDATE api_keys SET last_used_at = $1 \
-                     WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
-                )
-                .bind(millis(*at))
-                .bind(key_id.as_str())
-                .execute(&mut *tx)
-                .await?;
+            let first_time = sqlx::query(
+                "INSERT INTO usage_batches (batch_id, applied_at) VALUES ($1, $2) \
+                 ON CONFLICT (batch_id) DO NOTHING",
+            )
+            .bind(batch.id.as_str())
+            .bind(millis(batch.made_at))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if first_time {
+                for count in &batch.counts {
+                    sqlx::query(
+                        "INSERT INTO usage_counts (key_id, project_id, action, code, hour, count) \
+                         VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (key_id, action, code, hour) \
+                         DO UPDATE SET count = usage_counts.count + excluded.count",
+                    )
+                    .bind(count.key_id.as_str())
+                    .bind(count.project_id.as_str())
+                    .bind(count.action.unwrap_or(""))
+                    .bind(count.code.as_str())
+                    .bind(millis(count.hour))
+                    .bind(i64::try_from(count.count).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for (key_id, at) in &batch.last_used {
+                    sqlx::query(
+                        "UPDATE api_keys SET last_used_at = $1 \
+                         WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+                    )
+                    .bind(millis(*at))
+                    .bind(key_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                // A retry comes within seconds; a day of applied ids is
+                // ample, and keeps the table small.
+                sqlx::query("DELETE FROM usage_batches WHERE applied_at < $1")
+                    .bind(millis(batch.made_at - chrono::TimeDelta::days(1)))
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
         });

@@ -16,7 +16,7 @@ use atk_core::secret::SecretHash;
 use atk_core::secret::{Pepper, PlaintextSecret};
 use atk_store::{
     AccountStore, AuditQuery, HELP_MISS_QUESTIONS_PER_ROUTE, HelpGapStore, HelpMiss, HelpMissCount,
-    KeyQuery, Redemption, Rotation, SqlStore, Store, StoreError, UsageCount,
+    KeyQuery, Redemption, Rotation, SqlStore, Store, StoreError, UsageBatch, UsageCount,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -62,7 +62,7 @@ conformance!(
     every_change_appends_exactly_one_audit_event,
     audit_events_page_newest_first_and_filter_by_action,
     audit_events_cannot_be_updated_or_deleted,
-    usage_counts_add_up_across_batches_and_move_last_used_forward,
+    usage_counts_add_up_across_batches_and_move_last_used_forward_and_a_batch_counts_once,
     a_link_is_spent_once_and_creates_the_account_with_its_roles_and_events,
     of_two_concurrent_redemptions_of_one_link_exactly_one_succeeds,
     an_expired_link_or_one_of_another_purpose_cannot_be_redeemed,
@@ -763,7 +763,9 @@ async fn audit_events_cannot_be_updated_or_deleted(store: &SqlStore) {
     assert_eq!(events.items[0].actor, Actor::admin());
 }
 
-async fn usage_counts_add_up_across_batches_and_move_last_used_forward(store: &SqlStore) {
+async fn usage_counts_add_up_across_batches_and_move_last_used_forward_and_a_batch_counts_once(
+    store: &SqlStore,
+) {
     let id = project(store, "usage").await;
     let record = key(&id, t0());
     insert(store, &record).await.unwrap();
@@ -777,26 +779,34 @@ async fn usage_counts_add_up_across_batches_and_move_last_used_forward(store: &S
         count: n,
     };
     let later = t0() + TimeDelta::minutes(30);
+    let batch = |id: &str, counts, last_used| UsageBatch {
+        id: id.into(),
+        made_at: t0(),
+        counts,
+        last_used,
+    };
     store
-        .add_usage(
-            &[
+        .add_usage(&batch(
+            "first",
+            vec![
                 count(Some("qr.scan.read"), VerifyCode::Ok, 3),
                 count(None, VerifyCode::Ok, 1),
             ],
-            &[(record.id.clone(), later)],
-        )
+            vec![(record.id.clone(), later)],
+        ))
         .await
         .unwrap();
-    store
-        .add_usage(
-            &[
-                count(Some("qr.scan.read"), VerifyCode::Ok, 4),
-                count(Some("notification.send"), VerifyCode::ScopeMissing, 2),
-            ],
-            &[(record.id.clone(), t0())],
-        )
-        .await
-        .unwrap();
+    let second = batch(
+        "second",
+        vec![
+            count(Some("qr.scan.read"), VerifyCode::Ok, 4),
+            count(Some("notification.send"), VerifyCode::ScopeMissing, 2),
+        ],
+        vec![(record.id.clone(), t0())],
+    );
+    store.add_usage(&second).await.unwrap();
+    // Sent again, as after a lost acknowledgement: acknowledged, not counted.
+    store.add_usage(&second).await.unwrap();
     let mut rows = store
         .usage(&id, &record.id, t0(), t0() + TimeDelta::hours(1))
         .await

@@ -87,6 +87,21 @@ pub struct ConfigArgs {
         default_value = "30/300"
     )]
     pub bad_credential_limit: atk_core::limits::RateLimit,
+    /// Open connections at most (lowered to fit the open-file limit). At
+    /// the cap, a new connection replaces the oldest idle or stalled one.
+    #[arg(long, env = "ATK_MAX_CONNECTIONS", global = true, default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's headers, also the longest
+    /// a kept-alive connection may sit idle; then it is closed.
+    #[arg(long, env = "ATK_HEADER_TIMEOUT", global = true, default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's whole body; then it gets
+    /// 408 and the connection is closed.
+    #[arg(long, env = "ATK_BODY_TIMEOUT", global = true, default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout: u64,
 }
 
 impl ConfigArgs {
@@ -106,6 +121,11 @@ impl ConfigArgs {
             knowledge_dir: self.knowledge_dir.clone(),
             failed_verify_limit: self.failed_verify_limit,
             bad_credential_limit: self.bad_credential_limit,
+            connections: atk_server::http::connections::ConnectionLimits {
+                max_connections: self.max_connections as usize,
+                header_timeout: std::time::Duration::from_secs(self.header_timeout),
+                body_timeout: std::time::Duration::from_secs(self.body_timeout),
+            },
         }
     }
 }

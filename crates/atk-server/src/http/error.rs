@@ -31,11 +31,16 @@ pub enum ApiError {
         scopes: Vec<String>,
     },
     PayloadTooLarge,
+    /// The body did not arrive within the body deadline: 408, and the
+    /// connection is closed.
+    RequestTimeout,
     RateLimited(String),
     /// Too many failures from one address: 429 with `Retry-After`.
     TooManyFailures {
         retry_after_seconds: u64,
     },
+    /// The database is unreachable: 503 with `Retry-After`.
+    StoreUnavailable,
     /// The cause goes to the log; the client sees a generic message.
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -50,7 +55,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// One of `invalid_request`, `unauthorized`, `forbidden`, `not_found`,
     /// `conflict`, `confirmation_required`, `scope_not_allowed`,
-    /// `payload_too_large`, `rate_limited`, `internal`.
+    /// `payload_too_large`, `rate_limited`, `internal`; and beyond SPEC
+    /// section 3, `request_timeout` (408) and `unavailable` (503).
     #[schema(example = "confirmation_required")]
     pub code: &'static str,
     pub message: String,
@@ -127,6 +133,12 @@ impl ApiError {
                 format!("request bodies are limited to {} bytes", super::BODY_LIMIT),
                 json!({ "limit_bytes": super::BODY_LIMIT }),
             ),
+            Self::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time".into(),
+                json!({}),
+            ),
             Self::RateLimited(message) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
@@ -142,6 +154,12 @@ impl ApiError {
                     "too many failed attempts from this address; retry after {retry_after_seconds} s"
                 ),
                 json!({ "retry_after_seconds": retry_after_seconds }),
+            ),
+            Self::StoreUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database cannot be reached right now; retry shortly".into(),
+                json!({}),
             ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -163,6 +181,7 @@ impl IntoResponse for ApiError {
             Self::TooManyFailures {
                 retry_after_seconds,
             } => Some(*retry_after_seconds),
+            Self::StoreUnavailable => Some(1),
             _ => None,
         };
         let (status, code, message, details) = self.parts();
@@ -185,6 +204,13 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a stalled body is never read: the connection
+            // cannot carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if status == StatusCode::UNAUTHORIZED {
             response
@@ -224,7 +250,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(message) => Self::Conflict(message),
             ServiceError::Policy(policy) => policy.into(),
             ServiceError::Unavailable(message) => Self::Internal(message.into()),
-            ServiceError::Store(store) => Self::Internal(Box::new(store)),
+            ServiceError::Store(store) => store.into(),
         }
     }
 }
@@ -263,13 +289,20 @@ impl From<VerifyError> for ApiError {
     fn from(error: VerifyError) -> Self {
         match error {
             VerifyError::UnknownAction => Self::invalid(error.to_string()),
-            VerifyError::Store(store) => Self::Internal(Box::new(store)),
+            VerifyError::Store(store) => store.into(),
         }
     }
 }
 
 impl From<atk_store::StoreError> for ApiError {
     fn from(error: atk_store::StoreError) -> Self {
-        Self::Internal(Box::new(error))
+        match error {
+            atk_store::StoreError::Unavailable(cause) => {
+                // The breaker logs the outage once; this is per request.
+                tracing::debug!(%cause, "answering 503: the database is unreachable");
+                Self::StoreUnavailable
+            }
+            other => Self::Internal(Box::new(other)),
+        }
     }
 }

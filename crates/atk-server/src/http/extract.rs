@@ -24,9 +24,24 @@ pub struct ApiQuery<T>(pub T);
 /// Path parameters.
 pub struct ApiPath<T>(pub T);
 
+/// Whether reading the body failed because its deadline passed.
+fn body_deadline_passed(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(rejection);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
 fn json_rejected(rejection: JsonRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::PayloadTooLarge;
+    }
+    if body_deadline_passed(&rejection) {
+        return ApiError::RequestTimeout;
     }
     let message = match &rejection {
         JsonRejection::MissingJsonContentType(_) => {
@@ -103,6 +118,8 @@ where
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge
+                } else if body_deadline_passed(&rejection) {
+                    ApiError::RequestTimeout
                 } else {
                     ApiError::invalid(rejection.body_text())
                 }

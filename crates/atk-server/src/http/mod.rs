@@ -6,6 +6,7 @@
 mod audit;
 pub mod auth;
 mod catalog;
+pub mod connections;
 pub mod console;
 pub mod error;
 mod extract;
@@ -31,6 +32,7 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 use utoipa_axum::router::OpenApiRouter;
@@ -69,7 +71,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(openapi::router())
 }
 
-pub fn router(state: AppState) -> Router {
+/// Every route with the middleware stack; a request body must arrive
+/// within `body_timeout` (a client that stalls mid-body gets 408).
+pub fn router(state: AppState, body_timeout: Duration) -> Router {
     let (router, document) = api_router().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     let (admin, pepper) = (state.admin.clone(), state.service.pepper().clone());
@@ -83,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::Extension(openapi::Document::new(&document)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyDeadlineLayer::new(body_timeout))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(

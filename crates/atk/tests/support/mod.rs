@@ -22,8 +22,28 @@ impl Server {
     /// returns once it listens (it says so on stdout: no sleeping, no polling).
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_atk"));
+        command.arg("serve");
+        Self::launch(command, data_dir, env)
+    }
+
+    /// Like [`Server::start`], with the server's open-file limit lowered
+    /// to `open_files` (by the shell's `ulimit`, before `exec`).
+    pub fn start_with_open_file_limit(
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        open_files: u32,
+    ) -> Self {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            &format!("ulimit -n {open_files} && exec \"$0\" serve"),
+            env!("CARGO_BIN_EXE_atk"),
+        ]);
+        Self::launch(command, data_dir, env)
+    }
+
+    fn launch(mut command: Command, data_dir: &Path, env: &[(&str, &str)]) -> Self {
         command
-            .arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("ATK_LISTEN", "127.0.0.1:0")

@@ -189,6 +189,8 @@ pub enum PageError {
     Conflict(String),
     TooManyRequests(String),
     PayloadTooLarge,
+    /// The database is unreachable: 503, try again shortly.
+    StoreUnavailable,
     /// The cause goes to the log only.
     Internal(String),
 }
@@ -223,6 +225,11 @@ impl IntoResponse for PageError {
                     "Console forms are limited to {} KiB.",
                     crate::http::BODY_LIMIT / 1024
                 ),
+            ),
+            Self::StoreUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "The database cannot be reached right now. Try again in a moment.".to_owned(),
             ),
             Self::Internal(cause) => {
                 tracing::error!(error = %cause, "console page failed");
@@ -263,6 +270,7 @@ impl From<ServiceError> for PageError {
             ServiceError::InvalidCredentials => Self::BadRequest(error.to_string()),
             ServiceError::RateLimited(message) => Self::TooManyRequests(message),
             ServiceError::Unavailable(message) => Self::Internal(message),
+            ServiceError::Store(atk_store::StoreError::Unavailable(_)) => Self::StoreUnavailable,
             ServiceError::Store(store) => Self::Internal(format!("{store:?}")),
         }
     }

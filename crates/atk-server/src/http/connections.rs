@@ -1,0 +1,308 @@
+//! Accepting and serving connections, with the limits slow clients need:
+//! a deadline for each request's headers (which also closes a keep-alive
+//! connection that sits idle), a deadline for its body (see
+//! [`super::router`]), and a cap on open connections.
+//!
+//! At the cap, a new connection takes the place of the oldest one that is
+//! not serving a request (a stalled or idle one). A slowloris that holds
+//! every slot with half-sent headers therefore cannot keep `/healthz` or a
+//! verify out: each newcomer pushes out the longest-stalled connection.
+//! Only when every open connection is serving a request is the newcomer
+//! closed at once.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+use tower::ServiceExt;
+
+/// The slow-client limits (flags `--max-connections`, `--header-timeout`,
+/// `--body-timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Time for a request's headers to arrive, counted from the connection's
+    /// start or from the previous response (so it is the idle timeout too).
+    pub header_timeout: Duration,
+    /// Time for a request's whole body to arrive.
+    pub body_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// File descriptors kept back from connections for the store, logs and
+/// the listener itself.
+const RESERVED_FILES: u64 = 64;
+
+impl ConnectionLimits {
+    /// These limits with `max_connections` lowered, when needed, to what
+    /// the process's open-file limit allows beside [`RESERVED_FILES`]: a
+    /// cap above that would only turn into failed accepts.
+    pub fn within_open_file_limit(self, open_files: Option<u64>) -> Self {
+        let Some(open_files) = open_files else {
+            return self;
+        };
+        let room =
+            usize::try_from(open_files.saturating_sub(RESERVED_FILES).max(1)).unwrap_or(usize::MAX);
+        if room < self.max_connections {
+            tracing::warn!(
+                configured = self.max_connections,
+                open_file_limit = open_files,
+                max_connections = room,
+                "max connections lowered to fit the open-file limit (raise it with ulimit -n)"
+            );
+        }
+        Self {
+            max_connections: self.max_connections.min(room),
+            ..self
+        }
+    }
+}
+
+/// This process's soft limit on open files, where the platform says.
+pub fn open_file_limit() -> Option<u64> {
+    // /proc is read rather than calling getrlimit, which would need unsafe
+    // code and a libc binding for one number.
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// One open connection: how many requests it is serving now, and how to
+/// close it to make room.
+#[derive(Clone)]
+struct Slot {
+    in_flight: Arc<AtomicUsize>,
+    evict: Arc<Notify>,
+}
+
+struct OpenConnections {
+    /// By age: ids only grow, so the first idle entry is the oldest.
+    slots: Mutex<BTreeMap<u64, Slot>>,
+    next_id: AtomicU64,
+}
+
+impl OpenConnections {
+    fn new() -> Self {
+        Self {
+            slots: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    fn register(&self) -> (u64, Slot) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot {
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            evict: Arc::new(Notify::new()),
+        };
+        self.lock().insert(id, slot.clone());
+        (id, slot)
+    }
+
+    /// Tells the oldest connection that is not serving a request to close;
+    /// `false` when every open connection is serving one.
+    fn evict_oldest_idle(&self) -> bool {
+        let mut slots = self.lock();
+        let Some(oldest_idle) = slots
+            .iter()
+            .find(|(_, slot)| slot.in_flight.load(Ordering::Acquire) == 0)
+            .map(|(id, _)| *id)
+        else {
+            return false;
+        };
+        if let Some(slot) = slots.remove(&oldest_idle) {
+            slot.evict.notify_one();
+        }
+        true
+    }
+
+    fn close(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Counts a request as in flight until its response is ready.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn start(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Whether an accept error is about one connection (the next accept may
+/// work at once) rather than the process (out of files: back off).
+fn is_connection_error(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(
+        error.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then waits for
+/// the connections' requests in flight to finish (idle connections close
+/// at once).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let open = Arc::new(OpenConnections::new());
+    // One permit per open connection, released when its socket is closed:
+    // the count of open sockets, not of registered slots, is what the
+    // open-file limit bounds.
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) if is_connection_error(&error) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept connections; retrying shortly");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) if open.evict_oldest_idle() => {
+                // The evicted connection closes at once and hands its
+                // permit over.
+                match permits.clone().acquire_owned().await {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                }
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "every connection is serving a request; closing a new one");
+                continue;
+            }
+        };
+        let (id, slot) = open.register();
+        // Small JSON answers go out at once rather than waiting for an ACK.
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let in_flight = slot.in_flight.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let serving = InFlight::start(&in_flight);
+            let response = router.clone().oneshot(request);
+            async move {
+                let response = response.await;
+                drop(serving);
+                response
+            }
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let open = open.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                // Errors here are the client's doing (a reset, a header
+                // deadline passed): nothing to report.
+                _ = connection => {}
+                () = slot.evict.notified() => {}
+            }
+            open.close(id);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_connection_not_serving_a_request_is_the_one_evicted() {
+        let open = OpenConnections::new();
+        let (first, first_slot) = open.register();
+        let (_, second_slot) = open.register();
+        let (third, _) = open.register();
+        let _busy = InFlight::start(&first_slot.in_flight);
+        assert!(open.evict_oldest_idle());
+        assert_eq!(
+            open.lock().keys().copied().collect::<Vec<_>>(),
+            vec![first, third]
+        );
+        assert!(
+            ready_now(second_slot.evict.notified()),
+            "the second connection was told to close"
+        );
+    }
+
+    #[test]
+    fn when_every_connection_is_serving_a_request_none_is_evicted() {
+        let open = OpenConnections::new();
+        let (_, slot) = open.register();
+        let _busy = InFlight::start(&slot.in_flight);
+        assert!(!open.evict_oldest_idle());
+        assert_eq!(open.lock().len(), 1);
+    }
+
+    #[test]
+    fn the_cap_is_lowered_to_fit_the_open_file_limit() {
+        let limits = ConnectionLimits::default();
+        assert_eq!(
+            limits.within_open_file_limit(Some(256)).max_connections,
+            192
+        );
+        assert_eq!(
+            limits
+                .within_open_file_limit(Some(1_048_576))
+                .max_connections,
+            1024
+        );
+        assert_eq!(limits.within_open_file_limit(None), limits);
+    }
+
+    /// Whether a future is ready on its first poll.
+    fn ready_now(future: impl Future<Output = ()>) -> bool {
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        std::pin::pin!(future)
+            .as_mut()
+            .poll(&mut context)
+            .is_ready()
+    }
+}
