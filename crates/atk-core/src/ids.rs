@@ -87,12 +87,16 @@ impl KeyId {
 pub struct DisplayName(String);
 
 impl DisplayName {
+    /// At most 100 characters as sent, no control character anywhere (a
+    /// tab at the end too), and something besides white space; stored
+    /// trimmed. Judged on the text as sent, so the rule is exactly what
+    /// the OpenAPI document can say.
     pub fn parse(text: &str) -> Result<Self, IdError> {
-        let trimmed = text.trim();
-        if trimmed.chars().any(char::is_control) {
+        if text.chars().any(char::is_control) {
             return Err(IdError::NameControlCharacter);
         }
-        if !(1..=100).contains(&trimmed.chars().count()) {
+        let trimmed = text.trim();
+        if trimmed.is_empty() || text.chars().count() > 100 {
             return Err(IdError::NameLength);
         }
         if crate::secret::looks_like_secret(trimmed) {

@@ -42,7 +42,8 @@ impl IpAllowlist {
         }
         let mut networks: Vec<IpNet> = Vec::with_capacity(entries.len());
         for entry in entries {
-            let text = entry.as_ref().trim();
+            // Taken as written (no trimming), as the OpenAPI document says.
+            let text = entry.as_ref();
             let network = text
                 .parse::<IpNet>()
                 .map(|net| net.trunc())
@@ -80,9 +81,25 @@ impl IpAllowlist {
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     #[schema(minimum = 1, maximum = 1_000_000, example = 100)]
+    #[serde(deserialize_with = "whole_number")]
     pub requests: u32,
     #[schema(minimum = 1, maximum = 86_400, example = 60)]
+    #[serde(deserialize_with = "whole_number")]
     pub per_seconds: u32,
+}
+
+/// A JSON integer, also when written with a zero fraction (`60.0`): JSON
+/// Schema counts that as an integer, so a client may send it.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let number = f64::deserialize(deserializer)?;
+    if number.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&number) {
+        Ok(number as u32)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a whole number from 0 to {}, got {number}",
+            u32::MAX
+        )))
+    }
 }
 
 impl RateLimit {

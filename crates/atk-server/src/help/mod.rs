@@ -226,6 +226,14 @@ fn file(path: &str) -> &'static str {
         .unwrap_or_else(|| panic!("help/{path} is embedded and UTF-8 (checked by the help tests)"))
 }
 
+/// The help route ids of the embedded registry, without building any index
+/// (the OpenAPI document lists them as the values `route` may take).
+pub fn route_ids() -> Vec<String> {
+    let registry: Registry =
+        toml::from_str(file("routes.toml")).expect("help/routes.toml is valid");
+    registry.route.into_iter().map(|route| route.id).collect()
+}
+
 impl Help {
     /// Loads the embedded registry and docs and renders each page's copy.
     /// Panics on a malformed registry: the tests load it, so a broken file

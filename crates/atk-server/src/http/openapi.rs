@@ -57,9 +57,21 @@ pub fn base() -> Document31 {
     ApiDoc::openapi()
 }
 
+mod rules;
+
 /// The whole document, for tests and tools that want it without a server.
-pub fn document() -> Document31 {
-    super::api_router().split_for_parts().1
+pub fn document() -> serde_json::Value {
+    finish(&super::api_router().split_for_parts().1)
+}
+
+/// The generated document with the server's own input rules written in
+/// (see [`rules`]), links between operations, and this server as the base.
+fn finish(generated: &Document31) -> serde_json::Value {
+    let mut document = serde_json::to_value(generated).expect("the OpenAPI document serializes");
+    rules::apply(&mut document, &crate::help::route_ids());
+    rules::add_links(&mut document);
+    document["servers"] = serde_json::json!([{"url": "/", "description": "This deployment"}]);
+    document
 }
 
 /// The serialized document, rendered once at startup.
@@ -67,10 +79,9 @@ pub fn document() -> Document31 {
 pub struct Document(Arc<String>);
 
 impl Document {
-    pub fn new(document: &Document31) -> Self {
+    pub fn new(generated: &Document31) -> Self {
         Self(Arc::new(
-            document
-                .to_pretty_json()
+            serde_json::to_string_pretty(&finish(generated))
                 .expect("the OpenAPI document serializes"),
         ))
     }

@@ -71,6 +71,7 @@ async fn create_project(
     Ok((StatusCode::CREATED, Json(project)))
 }
 
+/// One project: its id, name and creation time.
 #[utoipa::path(get, path = "/v1/projects/{project_id}", tag = "projects", security(("bearer" = [])),
     params(("project_id" = String, Path, description = "Project id")),
     responses(
@@ -86,6 +87,8 @@ async fn get_project(
     Ok(Json(state.service.get_project(&caller, &project_id).await?))
 }
 
+/// The project's Commerce entitlement for every product, with whether it
+/// blocks the product's actions today.
 #[utoipa::path(get, path = "/v1/projects/{project_id}/entitlements", tag = "projects",
     security(("bearer" = [])),
     params(("project_id" = String, Path, description = "Project id")),

@@ -452,21 +452,27 @@ struct KeyTemplate<'a> {
     rate_limit: Option<RateLimit>,
 }
 
+/// Judged as sent (length, control characters), then kept trimmed; white
+/// space alone is no reason.
 fn checked_reason(reason: Option<&str>) -> Result<Option<String>, ServiceError> {
-    let Some(reason) = reason.map(str::trim).filter(|reason| !reason.is_empty()) else {
+    let Some(sent) = reason else {
         return Ok(None);
     };
-    if reason.chars().count() > MAX_REASON_CHARS {
+    if sent.chars().count() > MAX_REASON_CHARS {
         return Err(ServiceError::field(
             "reason",
             format!("reason is limited to {MAX_REASON_CHARS} characters"),
         ));
     }
-    if reason.chars().any(|c| c.is_control() && c != '\n') {
+    if sent.chars().any(|c| c.is_control() && c != '\n') {
         return Err(ServiceError::field(
             "reason",
             "reason must not contain control characters",
         ));
+    }
+    let reason = sent.trim();
+    if reason.is_empty() {
+        return Ok(None);
     }
     if looks_like_secret(reason) {
         return Err(ServiceError::field(

@@ -104,3 +104,99 @@ async fn every_operation_documents_its_error_responses() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_error_answer_is_the_one_shared_error_body_and_every_operation_is_described() {
+    let document = serde_json::to_value(atk_server::http::openapi::document()).unwrap();
+    let shared = &document["components"]["responses"];
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let description = operation["description"].as_str().unwrap_or_default();
+            assert!(
+                !description.is_empty(),
+                "{method} {path} has no description"
+            );
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if !(status.starts_with('4') || status.starts_with('5')) || path == "/readyz" {
+                    continue;
+                }
+                let reference = response["$ref"].as_str().unwrap_or_else(|| {
+                    panic!("{method} {path} {status} is not a shared error response")
+                });
+                let name = reference.rsplit('/').next().unwrap();
+                assert_eq!(
+                    shared[name]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{method} {path} {status}"
+                );
+            }
+            for status in ["405", "429", "503"] {
+                assert!(
+                    operation["responses"].get(status).is_some() || path == "/readyz",
+                    "{method} {path} does not document {status}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_document_states_the_servers_own_rules() {
+    let document = serde_json::to_value(atk_server::http::openapi::document()).unwrap();
+    let catalog = atk_core::Catalog::get();
+    // One create-key variant per kind, requiring exactly that kind's
+    // confirmations.
+    let variants = document["components"]["schemas"]["CreateKey"]["oneOf"]
+        .as_array()
+        .unwrap();
+    assert_eq!(variants.len(), atk_core::key::KeyKind::ALL.len());
+    for (variant, kind) in variants.iter().zip(atk_core::key::KeyKind::ALL) {
+        let required: Vec<String> = variant["properties"]["confirmations"]["allOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|rule| rule["contains"]["const"].as_str().unwrap().to_owned())
+            .collect();
+        let expected: Vec<String> = catalog
+            .required_confirmations(kind)
+            .iter()
+            .map(|c| {
+                serde_json::to_value(c)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(required, expected, "{kind:?}");
+    }
+    let keys = &document["paths"]["/v1/projects/{project_id}/keys"];
+    let project_id = keys["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "project_id")
+        .unwrap();
+    assert_eq!(project_id["schema"]["pattern"], "^[a-z][a-z0-9_]{2,62}$");
+    let limit = keys["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["schema"]["minimum"], 1);
+    assert_eq!(limit["schema"]["maximum"], 200);
+    // Links from a created key to what takes its id (the stateful phase).
+    let links = &keys["post"]["responses"]["201"]["links"];
+    assert_eq!(links["RevokeKey"]["operationId"], "revoke_key");
+    assert_eq!(
+        links["RevokeKey"]["parameters"]["key_id"],
+        "$response.body#/key/id"
+    );
+    // Revoking takes no body at all as well.
+    assert_eq!(
+        document["paths"]["/v1/projects/{project_id}/keys/{key_id}/revoke"]["post"]["requestBody"]
+            ["required"],
+        false
+    );
+}

@@ -88,6 +88,13 @@ impl Server {
         self.child.id()
     }
 
+    /// SIGKILL (no chance to finish anything), then wait for the process
+    /// to be gone.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL is delivered");
+        self.child.wait().expect("the server is gone");
+    }
+
     /// SIGTERM, then wait for the process to exit.
     pub fn stop(mut self) -> ExitStatus {
         let sent = Command::new("kill")
