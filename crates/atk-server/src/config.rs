@@ -39,6 +39,9 @@ pub struct Config {
     /// Management calls with a bad credential per source address, per
     /// node, before they answer 429.
     pub bad_credential_limit: RateLimit,
+    /// GitHub's secret-scanning public keys document (JSON), for signed
+    /// leaked-secret reports. `None`: every report is refused.
+    pub secret_scanning_keys: Option<PathBuf>,
     /// Slow-client limits: open connections, header and body deadlines.
     pub connections: crate::http::connections::ConnectionLimits,
 }
@@ -63,6 +66,7 @@ impl Default for Config {
                 per_seconds: 300,
             },
             connections: crate::http::connections::ConnectionLimits::default(),
+            secret_scanning_keys: None,
         }
     }
 }
@@ -83,6 +87,7 @@ impl std::fmt::Debug for Config {
             .field("knowledge_dir", &self.knowledge_dir)
             .field("secure_cookies", &self.secure_cookies)
             .field("connections", &self.connections)
+            .field("secret_scanning_keys", &self.secret_scanning_keys)
             .finish()
     }
 }

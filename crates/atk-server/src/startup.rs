@@ -32,6 +32,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("first-start setup failed: {0}")]
     Bootstrap(#[from] ServiceError),
+    #[error(transparent)]
+    ScanningKeys(#[from] crate::service::leaks::ScanningKeysError),
     #[error("the stored admin token hash is corrupt")]
     CorruptAdminHash,
     #[error("cannot listen on {addr}: {source}")]
@@ -190,6 +192,10 @@ impl Application {
                 public_url: public_url.as_str().into(),
             },
             help: Arc::new(crate::help::Help::load_with(config.knowledge_documents()?)),
+            scanning_keys: Arc::new(match &config.secret_scanning_keys {
+                Some(path) => crate::service::leaks::ScanningKeys::load(path)?,
+                None => crate::service::leaks::ScanningKeys::default(),
+            }),
         };
         Ok(Self {
             listener,

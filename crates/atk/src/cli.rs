@@ -102,6 +102,11 @@ pub struct ConfigArgs {
     #[arg(long, env = "ATK_BODY_TIMEOUT", global = true, default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub body_timeout: u64,
+    /// GitHub's secret-scanning public keys (the JSON of
+    /// api.github.com/meta/public_keys/secret_scanning), to accept signed
+    /// leaked-secret reports at POST /v1/secret-scanning/report.
+    #[arg(long, env = "ATK_SECRET_SCANNING_KEYS", global = true)]
+    pub secret_scanning_keys: Option<PathBuf>,
 }
 
 impl ConfigArgs {
@@ -126,6 +131,7 @@ impl ConfigArgs {
                 header_timeout: std::time::Duration::from_secs(self.header_timeout),
                 body_timeout: std::time::Duration::from_secs(self.body_timeout),
             },
+            secret_scanning_keys: self.secret_scanning_keys.clone(),
         }
     }
 }

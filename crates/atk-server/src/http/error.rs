@@ -21,6 +21,8 @@ pub enum ApiError {
         details: Value,
     },
     Unauthorized,
+    /// A signed report whose signature does not verify: 401.
+    SignatureRefused,
     Forbidden(String),
     NotFound(String),
     MethodNotAllowed,
@@ -104,6 +106,12 @@ impl ApiError {
                 "unauthorized",
                 "a valid credential is required: Authorization: Bearer <admin token or service role key>"
                     .into(),
+                json!({}),
+            ),
+            Self::SignatureRefused => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the report's signature does not verify with a configured secret-scanning key".into(),
                 json!({}),
             ),
             Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message.clone(), json!({})),

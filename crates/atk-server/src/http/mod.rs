@@ -15,6 +15,7 @@ mod help;
 mod keys;
 pub mod openapi;
 mod projects;
+mod secret_scanning;
 mod verify;
 
 use std::sync::Arc;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub admin: AdminCredential,
     pub console: console::ConsoleSettings,
     pub help: Arc<crate::help::Help>,
+    /// The secret-scanning partner's public keys (`--secret-scanning-keys`).
+    pub scanning_keys: Arc<crate::service::leaks::ScanningKeys>,
 }
 
 /// Every route, with its OpenAPI document. Routes are only ever added through
@@ -67,6 +70,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(keys::router())
         .merge(audit::router())
         .merge(verify::router())
+        .merge(secret_scanning::router())
         .merge(help::router())
         .merge(openapi::router())
 }

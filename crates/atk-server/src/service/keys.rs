@@ -342,7 +342,7 @@ impl Service {
         .await
     }
 
-    async fn end_key(
+    pub(super) async fn end_key(
         &self,
         caller: &Caller,
         project_id: &ProjectId,

@@ -11,6 +11,7 @@ mod accounts;
 mod audit;
 mod help_gaps;
 mod keys;
+pub mod leaks;
 mod projects;
 
 use std::net::IpAddr;

@@ -55,6 +55,27 @@ macro_rules! on_both_stores {
     };
 }
 
+/// The identifier the test secret-scanning partner signs with.
+pub const SCANNING_KEY_ID: &str = "test-partner-key-1";
+
+/// The test secret-scanning partner's private key (fixed: tests only).
+pub fn scanning_signing_key() -> p256::ecdsa::SigningKey {
+    p256::ecdsa::SigningKey::from_bytes(&[7u8; 32].into()).unwrap()
+}
+
+/// GitHub's public keys document, holding the test partner's key.
+fn scanning_keys_document() -> String {
+    use p256::pkcs8::EncodePublicKey;
+    let pem = scanning_signing_key()
+        .verifying_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap();
+    serde_json::json!({
+        "public_keys": [{"key_identifier": SCANNING_KEY_ID, "key": pem, "is_current": true}]
+    })
+    .to_string()
+}
+
 pub struct TestApp {
     pub base: String,
     /// The console setup link printed at first start (the console and
@@ -83,12 +104,15 @@ impl TestApp {
             Backend::Sqlite => None,
             Backend::Postgres => Some(atk_store::testing::fresh_postgres_url().await?),
         };
+        let scanning_keys = dir.path().join("secret-scanning-keys.json");
+        std::fs::write(&scanning_keys, scanning_keys_document()).unwrap();
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_owned(),
             database_url,
             admin_token: Some(ADMIN_TOKEN.into()),
             pepper_file: None,
+            secret_scanning_keys: Some(scanning_keys),
             ..Config::default()
         };
         Some(Self::spawn_with(config, dir).await)

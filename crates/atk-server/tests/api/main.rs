@@ -8,5 +8,6 @@ mod keys;
 mod lifecycle;
 mod openapi;
 mod projects;
+mod secret_scanning;
 mod verify;
 mod verify_context;

@@ -23,6 +23,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/projects/{project_id}/keys/{key_id}/usage"),
     ("get", "/v1/projects/{project_id}/audit"),
     ("post", "/v1/keys/verify"),
+    ("post", "/v1/secret-scanning/report"),
     ("get", "/v1/help/routes"),
     ("post", "/v1/help/ask"),
     ("post", "/v1/help/global/ask"),
