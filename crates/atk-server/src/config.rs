@@ -39,6 +39,8 @@ pub struct Config {
     /// Management calls with a bad credential per source address, per
     /// node, before they answer 429.
     pub bad_credential_limit: RateLimit,
+    /// Proxies whose `X-Forwarded-For` is believed (CIDR or addresses).
+    pub trusted_proxies: Vec<String>,
     /// GitHub's secret-scanning public keys document (JSON), for signed
     /// leaked-secret reports. `None`: every report is refused.
     pub secret_scanning_keys: Option<PathBuf>,
@@ -67,6 +69,7 @@ impl Default for Config {
             },
             connections: crate::http::connections::ConnectionLimits::default(),
             secret_scanning_keys: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -88,6 +91,7 @@ impl std::fmt::Debug for Config {
             .field("secure_cookies", &self.secure_cookies)
             .field("connections", &self.connections)
             .field("secret_scanning_keys", &self.secret_scanning_keys)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }

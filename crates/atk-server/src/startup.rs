@@ -32,6 +32,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("first-start setup failed: {0}")]
     Bootstrap(#[from] ServiceError),
+    #[error("--trusted-proxy: {0}")]
+    TrustedProxies(atk_core::limits::LimitError),
     #[error(transparent)]
     ScanningKeys(#[from] crate::service::leaks::ScanningKeysError),
     #[error("the stored admin token hash is corrupt")]
@@ -134,6 +136,7 @@ pub struct Application {
     services: Services,
     state: AppState,
     connections: crate::http::connections::ConnectionLimits,
+    trusted_proxies: Arc<atk_core::limits::IpAllowlist>,
     pub bootstrap: Bootstrap,
 }
 
@@ -204,6 +207,10 @@ impl Application {
             connections: config
                 .connections
                 .within_open_file_limit(crate::http::connections::open_file_limit()),
+            trusted_proxies: Arc::new(
+                atk_core::limits::IpAllowlist::parse(&config.trusted_proxies)
+                    .map_err(StartupError::TrustedProxies)?,
+            ),
             bootstrap: Bootstrap {
                 new_admin_token,
                 demo_project_created,
@@ -236,11 +243,16 @@ impl Application {
         );
         let (stopping, mut stop_requested) = tokio::sync::watch::channel(false);
         // Connect info gives the audit log each change's source address.
-        let server =
-            crate::http::connections::serve(self.listener, router, self.connections, async move {
+        let server = crate::http::connections::serve(
+            self.listener,
+            router,
+            self.connections,
+            self.trusted_proxies.clone(),
+            async move {
                 shutdown.await;
                 let _ = stopping.send(true);
-            });
+            },
+        );
         // Requests in flight get SHUTDOWN_GRACE to finish; a client that
         // holds on longer must not keep the usage counts from being saved.
         let deadline = async move {

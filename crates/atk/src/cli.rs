@@ -107,6 +107,16 @@ pub struct ConfigArgs {
     /// leaked-secret reports at POST /v1/secret-scanning/report.
     #[arg(long, env = "ATK_SECRET_SCANNING_KEYS", global = true)]
     pub secret_scanning_keys: Option<PathBuf>,
+    /// A proxy or load balancer (CIDR or address; repeat, or comma-separate
+    /// in the variable) whose X-Forwarded-For names the real client.
+    /// Default: none; the TCP peer is the client.
+    #[arg(
+        long = "trusted-proxy",
+        env = "ATK_TRUSTED_PROXIES",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl ConfigArgs {
@@ -132,6 +142,7 @@ impl ConfigArgs {
                 body_timeout: std::time::Duration::from_secs(self.body_timeout),
             },
             secret_scanning_keys: self.secret_scanning_keys.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 }

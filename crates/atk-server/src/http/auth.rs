@@ -37,12 +37,20 @@ pub fn project_id(raw: &str) -> Result<ProjectId, ApiError> {
     ProjectId::parse(raw).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
-/// The source address of the request, from the connection.
+/// The source address of the request: the client's, as the connection
+/// layer worked it out (the peer, or behind a trusted proxy the forwarded
+/// client), else the peer's.
 pub fn source_ip(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip())
+        .get::<super::connections::ClientAddress>()
+        .map(|client| client.0)
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(address)| address.ip())
+        })
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {

@@ -25,6 +25,47 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt;
 
+/// The caller's address as the API sees it (audit, per-address limits,
+/// a Service Role Key's allowlist): see [`client_address`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub std::net::IpAddr);
+
+/// The peer's address; or, when the peer is a trusted proxy
+/// (`--trusted-proxy`), the last `X-Forwarded-For` address that is not
+/// itself a trusted proxy. Forwarded addresses are believed only from a
+/// trusted proxy, and a header that does not parse is not believed at all.
+pub fn client_address(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &atk_core::limits::IpAllowlist,
+) -> std::net::IpAddr {
+    if trusted.is_empty() || !trusted.admits(peer) {
+        return peer;
+    }
+    let forwarded: Result<Vec<std::net::IpAddr>, _> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|value| value.to_str().map_err(drop))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|values| {
+            values
+                .iter()
+                .flat_map(|value| value.split(','))
+                .map(|address| address.trim().parse().map_err(drop))
+                .collect()
+        });
+    let Ok(forwarded) = forwarded else {
+        return peer;
+    };
+    forwarded
+        .iter()
+        .rev()
+        .find(|address| !trusted.admits(**address))
+        .or(forwarded.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
 /// The slow-client limits (flags `--max-connections`, `--header-timeout`,
 /// `--body-timeout`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +218,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    trusted_proxies: Arc<atk_core::limits::IpAllowlist>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let open = Arc::new(OpenConnections::new());
@@ -223,8 +265,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let in_flight = slot.in_flight.clone();
+        let trusted = trusted_proxies.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            let client = client_address(peer.ip(), request.headers(), &trusted);
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(ClientAddress(client));
             let serving = InFlight::start(&in_flight);
             let response = router.clone().oneshot(request);
             async move {
@@ -295,6 +340,28 @@ mod tests {
             1024
         );
         assert_eq!(limits.within_open_file_limit(None), limits);
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_a_trusted_proxy() {
+        use atk_core::limits::IpAllowlist;
+        let trusted = IpAllowlist::parse(&["10.0.0.0/8"]).unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "198.51.100.7, 203.0.113.9, 10.0.0.5".parse().unwrap(),
+        );
+        let proxy = "10.0.0.1".parse().unwrap();
+        let stranger = "192.0.2.1".parse().unwrap();
+        let client: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(client_address(proxy, &headers, &trusted), client);
+        assert_eq!(client_address(stranger, &headers, &trusted), stranger);
+        assert_eq!(
+            client_address(proxy, &headers, &IpAllowlist::default()),
+            proxy
+        );
+        headers.insert("x-forwarded-for", "not an address".parse().unwrap());
+        assert_eq!(client_address(proxy, &headers, &trusted), proxy);
     }
 
     /// Whether a future is ready on its first poll.

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod client_address;
 mod helpers;
 mod keys;
 mod lifecycle;
