@@ -278,9 +278,9 @@ fn refine_operation(path: &str, method: &str, operation: &mut Value, products: &
             // readyz's 503 is its own `Health` body, not an error.
             let is_error = response
                 .pointer("/content/application~1json/schema")
+                .map(Value::to_string)
                 .is_some_and(|schema| {
-                    schema.to_string().contains("ErrorDetail")
-                        || schema.to_string().contains("ErrorBody")
+                    schema.contains("ErrorDetail") || schema.contains("ErrorBody")
                 });
             if is_error {
                 *response = error_ref(status);
@@ -480,53 +480,54 @@ fn put_entitlement_schema() -> Value {
 /// Links from a created project and a created key to the operations that
 /// take their ids, for clients and for Schemathesis' stateful phase.
 pub fn add_links(document: &mut Value) {
-    let key_link = |operation: &str| {
-        json!({
-            "operationId": operation,
-            "parameters": {
-                "project_id": "$request.path.project_id",
-                "key_id": "$response.body#/key/id",
-            },
-        })
-    };
-    let mut key_links = Map::new();
-    for (name, operation) in [
-        ("GetKey", "get_key"),
-        ("RotateKey", "rotate_key"),
-        ("RevokeKey", "revoke_key"),
-        ("ExpireKey", "expire_key"),
-        ("KeyUsage", "key_usage"),
+    let key_links = links(
+        &[
+            ("GetKey", "get_key"),
+            ("RotateKey", "rotate_key"),
+            ("RevokeKey", "revoke_key"),
+            ("ExpireKey", "expire_key"),
+            ("KeyUsage", "key_usage"),
+        ],
+        json!({"project_id": "$request.path.project_id", "key_id": "$response.body#/key/id"}),
+    );
+    let project_links = links(
+        &[
+            ("GetProject", "get_project"),
+            ("ListKeys", "list_keys"),
+            ("CreateKey", "create_key"),
+            ("ListEntitlements", "list_entitlements"),
+            ("ListAudit", "list_audit"),
+        ],
+        json!({"project_id": "$response.body#/project_id"}),
+    );
+    for (created, links) in [
+        ("/paths/~1v1~1projects~1{project_id}~1keys/post", &key_links),
+        (
+            "/paths/~1v1~1projects~1{project_id}~1keys~1{key_id}~1rotate/post",
+            &key_links,
+        ),
+        ("/paths/~1v1~1projects/post", &project_links),
     ] {
-        key_links.insert(name.to_owned(), key_link(operation));
-    }
-    for path in [
-        "/v1/projects/{project_id}/keys",
-        "/v1/projects/{project_id}/keys/{key_id}/rotate",
-    ] {
-        let response = document["paths"][path]["post"]["responses"]["201"].as_object_mut();
-        if let Some(response) = response {
-            response.insert("links".into(), Value::Object(key_links.clone()));
+        // `pointer_mut`, not indexing: a missing path must not be created.
+        if let Some(response) = document
+            .pointer_mut(&format!("{created}/responses/201"))
+            .and_then(Value::as_object_mut)
+        {
+            response.insert("links".into(), links.clone());
         }
     }
-    let mut project_links = Map::new();
-    for (name, operation) in [
-        ("GetProject", "get_project"),
-        ("ListKeys", "list_keys"),
-        ("CreateKey", "create_key"),
-        ("ListEntitlements", "list_entitlements"),
-        ("ListAudit", "list_audit"),
-    ] {
-        project_links.insert(
-            name.to_owned(),
-            json!({
-                "operationId": operation,
-                "parameters": {"project_id": "$response.body#/project_id"},
-            }),
-        );
-    }
-    if let Some(response) =
-        document["paths"]["/v1/projects"]["post"]["responses"]["201"].as_object_mut()
-    {
-        response.insert("links".into(), Value::Object(project_links));
-    }
+}
+
+/// One link per `(name, operation id)`, each passing `parameters`.
+fn links(targets: &[(&str, &str)], parameters: Value) -> Value {
+    let links: Map<String, Value> = targets
+        .iter()
+        .map(|(name, operation)| {
+            (
+                (*name).to_owned(),
+                json!({"operationId": operation, "parameters": parameters}),
+            )
+        })
+        .collect();
+    Value::Object(links)
 }
