@@ -10,6 +10,8 @@ pub mod help;
 pub mod http;
 /// Each key's own rate limit, per node, in bounded memory.
 pub mod limiter;
+/// `GET /metrics`: what the service counts, in Prometheus text format.
+pub mod metrics;
 /// Application services shared by HTTP and CLI: projects, entitlements, keys.
 pub mod service;
 /// Startup: connect, migrate, first-start bootstrap, bind, serve, stop cleanly.

@@ -64,12 +64,14 @@ impl Services {
         let pepper = config.load_pepper()?;
         let store = Arc::new(SqlStore::connect_and_migrate(&config.database_url()).await?);
         let dyn_store: Arc<dyn Store> = store.clone();
-        let usage = UsageRecorder::start(dyn_store.clone());
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let usage = UsageRecorder::start(dyn_store.clone(), metrics.clone());
         let verifier = Arc::new(Verifier::new(
             dyn_store.clone(),
             pepper.clone(),
             clock.clone(),
             usage,
+            metrics,
         ));
         let accounts = Arc::new(Accounts::new(
             store.clone(),
@@ -227,6 +229,13 @@ impl Application {
 
     pub fn services(&self) -> &Services {
         &self.services
+    }
+
+    /// The HTTP routes with every layer the listener serves them with, for
+    /// driving the service in process (the fuzz harness). Requests that
+    /// reach it directly carry no client address.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.state.clone(), self.connections.body_timeout)
     }
 
     /// Serves until `shutdown` resolves, then finishes the requests in

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::Metrics;
 use atk_core::decision::VerifyCode;
 use atk_core::ids::{KeyId, ProjectId};
 use atk_core::key::KeyRecord;
@@ -59,11 +60,12 @@ impl std::fmt::Debug for UsageRecorder {
 }
 
 impl UsageRecorder {
-    /// Spawns the aggregator on the current tokio runtime.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    /// Spawns the aggregator on the current tokio runtime; it reports its
+    /// queue depth and flushes to `metrics`.
+    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
         let (hits, hit_queue) = mpsc::unbounded_channel();
         let (control, commands) = mpsc::unbounded_channel();
-        tokio::spawn(aggregate(store, hit_queue, commands));
+        tokio::spawn(aggregate(store, metrics, hit_queue, commands));
         Self { hits, control }
     }
 
@@ -195,7 +197,7 @@ impl Pending {
 
     /// Sends the unacknowledged batch, then the sums since, each in one
     /// transaction; `true` once everything is acknowledged.
-    async fn flush(&mut self, store: &dyn Store) -> bool {
+    async fn flush(&mut self, store: &dyn Store, metrics: &Metrics) -> bool {
         loop {
             if self.unacknowledged.is_none() {
                 if self.is_empty() {
@@ -204,7 +206,13 @@ impl Pending {
                 self.unacknowledged = Some(self.take_batch());
             }
             let batch = self.unacknowledged.as_ref().expect("set above");
-            match tokio::time::timeout(FLUSH_TIMEOUT, store.add_usage(batch)).await {
+            let started = Instant::now();
+            metrics.store_query(crate::metrics::StoreQuery::UsageFlush);
+            let outcome = tokio::time::timeout(FLUSH_TIMEOUT, store.add_usage(batch)).await;
+            metrics
+                .usage_flush_seconds
+                .observe(started.elapsed().as_secs_f64());
+            match outcome {
                 Ok(Ok(())) => self.unacknowledged = None,
                 Ok(Err(error)) => {
                     tracing::warn!(error = ?error, counters = batch.counts.len(), "usage flush failed; will retry");
@@ -224,6 +232,7 @@ impl Pending {
 
 async fn aggregate(
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
     mut hit_queue: mpsc::UnboundedReceiver<Hit>,
     mut commands: mpsc::UnboundedReceiver<Control>,
 ) {
@@ -234,9 +243,13 @@ async fn aggregate(
     loop {
         tokio::select! {
             _ = drain.tick() => {
+                // Sampled before draining: how far behind the counting is.
+                metrics
+                    .usage_queue_depth
+                    .set(i64::try_from(hit_queue.len()).unwrap_or(i64::MAX));
                 pending.take_queued(&mut hit_queue);
                 if last_flush.elapsed() >= FLUSH_EVERY {
-                    pending.flush(store.as_ref()).await;
+                    pending.flush(store.as_ref(), &metrics).await;
                     last_flush = Instant::now();
                 }
             }
@@ -245,16 +258,16 @@ async fn aggregate(
                 // queue by now, so draining takes it.
                 Some(Control::Flush(ack)) => {
                     pending.take_queued(&mut hit_queue);
-                    let saved = pending.flush(store.as_ref()).await;
+                    let saved = pending.flush(store.as_ref(), &metrics).await;
                     let _ = ack.send(saved);
                 }
                 Some(Control::Stop(ack)) => {
-                    let saved = stop(store.as_ref(), &mut pending, &mut hit_queue).await;
+                    let saved = stop(store.as_ref(), &metrics, &mut pending, &mut hit_queue).await;
                     let _ = ack.send(saved);
                     return;
                 }
                 None => {
-                    stop(store.as_ref(), &mut pending, &mut hit_queue).await;
+                    stop(store.as_ref(), &metrics, &mut pending, &mut hit_queue).await;
                     return;
                 }
             },
@@ -266,13 +279,14 @@ async fn aggregate(
 /// the last chance before the process exits.
 async fn stop(
     store: &dyn Store,
+    metrics: &Metrics,
     pending: &mut Pending,
     hit_queue: &mut mpsc::UnboundedReceiver<Hit>,
 ) -> bool {
     hit_queue.close();
     pending.take_queued(hit_queue);
     for attempt in 1..=5 {
-        if pending.flush(store).await {
+        if pending.flush(store, metrics).await {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(200 * attempt)).await;

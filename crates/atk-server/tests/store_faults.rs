@@ -20,6 +20,7 @@ use atk_core::project::{Project, initial_entitlements};
 use atk_core::secret::{Pepper, PlaintextSecret, SecretHash};
 use atk_core::usage::UsageRow;
 use atk_core::{Clock, SystemClock};
+use atk_server::metrics::Metrics;
 use atk_server::usage::UsageRecorder;
 use atk_server::verifier::Verifier;
 use atk_store::{
@@ -44,6 +45,12 @@ struct FaultyStore {
 impl Store for FaultyStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
+    }
+    fn change_feed(&self) -> atk_store::feed::ChangeFeed {
+        self.inner.change_feed()
+    }
+    async fn all_key_hashes(&self) -> Result<Vec<SecretHash>, StoreError> {
+        self.inner.all_key_hashes().await
     }
     async fn has_projects(&self) -> Result<bool, StoreError> {
         self.inner.has_projects().await
@@ -258,11 +265,13 @@ async fn a_lookup_that_raced_a_revocation_is_not_served_from_the_cache() {
         pepper,
     } = setup().await;
     let dyn_store: Arc<dyn Store> = store.clone();
+    let metrics = Arc::new(Metrics::new());
     let verifier = Arc::new(Verifier::new(
         dyn_store.clone(),
         pepper,
         clock.clone(),
-        UsageRecorder::start(dyn_store),
+        UsageRecorder::start(dyn_store, metrics.clone()),
+        metrics,
     ));
 
     // A verification reads the still-active key and is held there.
@@ -318,7 +327,7 @@ async fn a_usage_flush_whose_acknowledgement_was_lost_is_not_counted_twice() {
         ..
     } = setup().await;
     let dyn_store: Arc<dyn Store> = store.clone();
-    let recorder = UsageRecorder::start(dyn_store);
+    let recorder = UsageRecorder::start(dyn_store, Arc::new(Metrics::new()));
     let now = clock.now();
     let record = Arc::new(key.clone());
     for _ in 0..5 {

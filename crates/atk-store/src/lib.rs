@@ -1,6 +1,8 @@
 //! Storage for AuthToolkit Keys: one [`Store`] trait, one SQL implementation
 //! that runs on SQLite (the default) and PostgreSQL (for several nodes).
 
+/// Change announcements from the changing transaction to every node.
+pub mod feed;
 /// Whether the database is reachable: the breaker every SQL call goes through.
 mod health;
 /// The SQL implementation of [`Store`] and [`AccountStore`] for SQLite and PostgreSQL.
@@ -260,6 +262,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<UsageRow>, StoreError>;
+
+    /// Every change a cache may hold, announced by the transaction that
+    /// made it (see [`feed`]). The first call starts the listener.
+    fn change_feed(&self) -> feed::ChangeFeed;
+
+    /// The secret hash of every key, whatever its status: the verifier's
+    /// membership filter, kept current afterwards through the change feed.
+    async fn all_key_hashes(&self) -> Result<Vec<SecretHash>, StoreError>;
 
     async fn get_setting(&self, name: &str) -> Result<Option<String>, StoreError>;
 

@@ -25,6 +25,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::feed::{Announce, Change, ChangeFeed};
 use crate::{AuditQuery, KeyCursor, KeyQuery, Page, Rotation, Store, StoreError, UsageBatch};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -60,6 +61,12 @@ pub(crate) use on_pool;
 pub struct SqlStore {
     pub(crate) pool: Pool,
     pub(crate) health: std::sync::Arc<crate::health::Health>,
+    feed: ChangeFeed,
+    /// This process among those sharing a SQLite file: its own rows in
+    /// `changes` were announced at commit and are not read back.
+    origin: i64,
+    /// The listener or poller, started by the first [`Store::change_feed`].
+    feed_task: std::sync::Arc<std::sync::OnceLock<tokio::task::JoinHandle<()>>>,
 }
 
 impl SqlStore {
@@ -96,10 +103,27 @@ impl SqlStore {
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
+        let feed = match pool {
+            Pool::Sqlite(_) => ChangeFeed::connected(),
+            Pool::Postgres(_) => ChangeFeed::disconnected(),
+        };
         Ok(Self {
             pool,
             health: std::sync::Arc::new(crate::health::Health::new()),
+            feed,
+            origin: i64::from(rand_origin()),
+            feed_task: std::sync::Arc::default(),
         })
+    }
+
+    /// Announces `changes` in process once their transaction committed
+    /// (SQLite; PostgreSQL's listener hears its own NOTIFY).
+    fn announced(&self, changes: &[Change]) {
+        if matches!(self.pool, Pool::Sqlite(_)) {
+            for change in changes {
+                self.feed.deliver(&change.payload());
+            }
+        }
     }
 
     /// Connects and applies pending migrations (safe to run from several
@@ -133,11 +157,22 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
+        if let Some(task) = self.feed_task.get() {
+            task.abort();
+        }
         match &self.pool {
             Pool::Sqlite(pool) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// A process-unique number: the process id mixed with the start time.
+fn rand_origin() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    std::process::id().rotate_left(16) ^ nanos
 }
 
 /// Drops the password from a URL before it goes into an error message.
@@ -549,6 +584,10 @@ impl Store for SqlStore {
         entitlement: &Entitlement,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
+        let changes = [Change::Entitlement {
+            project: project.clone(),
+            product: entitlement.product.clone(),
+        }];
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
@@ -566,18 +605,23 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
             append_event!(&mut *tx, event);
+            tx.announce(self.origin, &changes).await?;
             tx.commit().await?;
         });
+        self.announced(&changes);
         Ok(())
     }
 
     async fn insert_key(&self, key: &KeyRecord, event: &AuditEvent) -> Result<(), StoreError> {
+        let changes = [Change::Key(key.secret_hash)];
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             insert_key_row!(&mut *tx, key);
             append_event!(&mut *tx, event);
+            tx.announce(self.origin, &changes).await?;
             tx.commit().await?;
         });
+        self.announced(&changes);
         Ok(())
     }
 
@@ -609,10 +653,19 @@ impl Store for SqlStore {
             };
             insert_key_row!(&mut *tx, rotation.new_key);
             append_event!(&mut *tx, rotation.event);
+            let old_hash = SecretHash(updated.secret_hash.as_slice().try_into().map_err(|_| {
+                corrupt("secret hash of key", &updated.id)
+            })?);
+            tx.announce(self.origin, &[Change::Key(old_hash), Change::Key(rotation.new_key.secret_hash)]).await?;
             tx.commit().await?;
             updated
         });
-        KeyRecord::try_from(row)
+        let old = KeyRecord::try_from(row)?;
+        self.announced(&[
+            Change::Key(old.secret_hash),
+            Change::Key(rotation.new_key.secret_hash),
+        ]);
+        Ok(old)
     }
 
     async fn end_key(
@@ -653,10 +706,16 @@ impl Store for SqlStore {
                 return Err(missing_or_conflict!(&mut *tx, project, id));
             };
             append_event!(&mut *tx, event);
+            let hash = SecretHash(updated.secret_hash.as_slice().try_into().map_err(|_| {
+                corrupt("secret hash of key", &updated.id)
+            })?);
+            tx.announce(self.origin, &[Change::Key(hash)]).await?;
             tx.commit().await?;
             updated
         });
-        KeyRecord::try_from(row)
+        let ended = KeyRecord::try_from(row)?;
+        self.announced(&[Change::Key(ended.secret_hash)]);
+        Ok(ended)
     }
 
     async fn get_key(
@@ -866,6 +925,38 @@ impl Store for SqlStore {
                     count: u64::try_from(row.count)
                         .map_err(|_| corrupt("usage count", &row.count.to_string()))?,
                 })
+            })
+            .collect()
+    }
+
+    fn change_feed(&self) -> ChangeFeed {
+        self.feed_task.get_or_init(|| match &self.pool {
+            Pool::Sqlite(pool) => tokio::spawn(crate::feed::poll_sqlite(
+                pool.clone(),
+                self.origin,
+                self.feed.clone(),
+            )),
+            Pool::Postgres(pool) => tokio::spawn(crate::feed::listen_postgres(
+                pool.clone(),
+                self.feed.clone(),
+            )),
+        });
+        self.feed.clone()
+    }
+
+    async fn all_key_hashes(&self) -> Result<Vec<SecretHash>, StoreError> {
+        let rows: Vec<Vec<u8>> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT secret_hash FROM api_keys")
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter()
+            .map(|bytes| {
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map(SecretHash)
+                    .map_err(|_| corrupt("secret hash", "of some key"))
             })
             .collect()
     }

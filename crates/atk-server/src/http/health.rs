@@ -12,6 +12,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -50,5 +51,21 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
         Json(Health {
             status: "unavailable",
         }),
+    )
+}
+
+/// What this node counts, in the Prometheus (OpenMetrics) text format: no
+/// secret, key hash, key id or project id in any label.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text exposition",
+        content_type = "application/openmetrics-text", body = String)))]
+async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    state.verifier.refresh_gauges();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.verifier.metrics().render(),
     )
 }

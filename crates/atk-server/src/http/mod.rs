@@ -89,6 +89,10 @@ pub fn router(state: AppState, body_timeout: Duration) -> Router {
         )
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_request,
+        ))
         .layer(axum::Extension(openapi::Document::new(&document)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyDeadlineLayer::new(body_timeout))
@@ -119,6 +123,32 @@ pub fn router(state: AppState, body_timeout: Duration) -> Router {
         .with_state(state)
 }
 
+/// Counts each answered request by route template, method and status.
+async fn count_request(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    state
+        .verifier
+        .metrics()
+        .http_requests
+        .get_or_create(&crate::metrics::HttpLabels {
+            route,
+            method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
 /// The span every log line of a request carries. It names the route
 /// template, never the concrete path or query, so nothing a client put in
 /// the URL is logged.
@@ -138,15 +168,29 @@ fn request_span(request: &Request, admin: &AdminCredential, pepper: &Pepper) -> 
             id.len() <= 64 && !atk_core::secret::looks_like_secret(id) && !admin.matches(pepper, id)
         })
         .unwrap_or("-");
+    // Verifications are the product backends' hot path: their outcomes go
+    // to `/metrics`, and their lines to the debug level only, so a busy
+    // node does not spend its time writing one line per verification.
+    // Probes and scrapes come every few seconds and say nothing new.
+    if QUIET_ROUTES.contains(&route) {
+        return tracing::debug_span!("request", method = %request.method(), route, request_id);
+    }
     tracing::info_span!("request", method = %request.method(), route, request_id)
 }
 
-fn log_response<B>(response: &axum::http::Response<B>, latency: Duration, _: &Span) {
-    tracing::info!(
-        status = response.status().as_u16(),
-        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
-        "response"
-    );
+/// Routes whose requests are logged at debug level (see `request_span`).
+const QUIET_ROUTES: [&str; 4] = ["/v1/keys/verify", "/healthz", "/readyz", "/metrics"];
+
+fn log_response<B>(response: &axum::http::Response<B>, latency: Duration, span: &Span) {
+    let status = response.status().as_u16();
+    let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    // A disabled span is a verification's below the debug level: its line
+    // is written only when debug is on. Failures are always logged.
+    if span.is_disabled() && status < 500 {
+        tracing::debug!(status, latency_us, "response");
+    } else {
+        tracing::info!(status, latency_us, "response");
+    }
 }
 
 /// Request ids only need to be unique, not unguessable: a random prefix per

@@ -157,6 +157,22 @@ impl TestApp {
         (self.config, self.dir)
     }
 
+    /// Another node of the same deployment: its own process state (caches,
+    /// change-feed listener), the same database and pepper.
+    pub async fn second_node(&self) -> TestApp {
+        self.second_node_with(|_| {}).await
+    }
+
+    /// [`Self::second_node`] with its configuration changed by `edit`.
+    pub async fn second_node_with(&self, edit: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..self.config.clone()
+        };
+        edit(&mut config);
+        Self::spawn_with(config, tempfile::tempdir().unwrap()).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

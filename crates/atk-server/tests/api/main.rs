@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod client_address;
+mod cluster;
 mod helpers;
 mod keys;
 mod lifecycle;

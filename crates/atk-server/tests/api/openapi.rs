@@ -7,6 +7,7 @@ use crate::helpers::{Backend, TestApp};
 /// Every route of SPEC section 3 that this build serves.
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
+    ("get", "/metrics"),
     ("get", "/readyz"),
     ("get", "/openapi.json"),
     ("get", "/v1/catalog"),

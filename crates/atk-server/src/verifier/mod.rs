@@ -3,12 +3,15 @@
 //! check uses the same lookup, so a revoked service role key stops working
 //! for administration at the same moment it stops verifying.
 //!
-//! Caching: key records (by keyed hash) and entitlements are kept for
-//! [`CACHE_TTL`]. Changes made through this process invalidate at once;
-//! changes made by another node are seen within the TTL. Status is always
-//! decided against the clock at verification time, so expiry is exact
-//! whatever the cache holds. Unknown secrets are not cached, so a key
-//! created on another node verifies immediately.
+//! Caching: key records (by keyed hash) and entitlements are kept for up
+//! to [`CACHE_TTL`], and dropped as soon as the store's change feed
+//! announces a change to them, whichever node made it (see
+//! [`atk_store::feed`]). While the feed is disconnected nothing is served
+//! from the cache, and when it reconnects the whole cache is dropped,
+//! because announcements may have been missed. Status is always decided
+//! against the clock at verification time, so expiry is exact whatever the
+//! cache holds. Keys that were never issued are recognised by a membership
+//! filter without a store query (see [`known_keys`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,17 +26,25 @@ use atk_core::entitlement::Entitlement;
 use atk_core::ids::ProjectId;
 use atk_core::key::{KeyRecord, KeyStatus};
 use atk_core::secret::{ParsedSecret, Pepper, SecretHash};
+use atk_store::feed::ChangeFeed;
 use atk_store::{Store, StoreError};
 use moka::sync::Cache;
 use thiserror::Error;
 
 use crate::limiter::KeyRateLimiter;
+use crate::metrics::{self, CacheName, Metrics, StoreQuery};
 use crate::usage::UsageRecorder;
 
-/// How stale a cached key or entitlement may be on a node that did not
-/// make the change: the "revocation visible on every node within a second"
-/// promise.
-pub const CACHE_TTL: Duration = Duration::from_secs(1);
+mod changes;
+mod known_keys;
+
+use known_keys::{KnownKeys, Membership, MissBudget};
+
+/// How long an unchanged key or entitlement stays cached. Changes do not
+/// wait for it: the change feed drops the entry on every node when the
+/// change commits. It bounds how long an entry lives if an announcement
+/// were ever lost without the feed noticing.
+pub const CACHE_TTL: Duration = Duration::from_secs(300);
 const CACHE_CAPACITY: u64 = 100_000;
 
 #[derive(Debug, Error)]
@@ -68,6 +79,14 @@ pub struct Verifier {
     /// Bumped by every `forget_*`, so a lookup can tell whether a change
     /// was announced while it was reading the store.
     generation: Arc<AtomicU64>,
+    feed: ChangeFeed,
+    /// The feed epoch the caches hold entries of; see [`Self::live_epoch`].
+    cache_epoch: Arc<AtomicU64>,
+    known: Arc<KnownKeys>,
+    miss_budget: Arc<MissBudget>,
+    /// Stops following the feed when the last clone goes.
+    _follower: Arc<changes::Follower>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -80,28 +99,59 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
+    /// Starts following the store's change feed, so it must be called
+    /// within a Tokio runtime.
     pub fn new(
         store: Arc<dyn Store>,
         pepper: Pepper,
         clock: Arc<dyn Clock>,
         usage: UsageRecorder,
+        metrics: Arc<Metrics>,
     ) -> Self {
+        let feed = store.change_feed();
+        let keys = Cache::builder()
+            .max_capacity(CACHE_CAPACITY)
+            .time_to_live(CACHE_TTL)
+            .eviction_listener({
+                let metrics = metrics.clone();
+                move |_, _, cause| count_eviction(&metrics, CacheName::Keys, cause)
+            })
+            .build();
+        let entitlements = Cache::builder()
+            .max_capacity(CACHE_CAPACITY)
+            .time_to_live(CACHE_TTL)
+            .eviction_listener({
+                let metrics = metrics.clone();
+                move |_, _, cause| count_eviction(&metrics, CacheName::Entitlements, cause)
+            })
+            .build();
+        let generation = Arc::new(AtomicU64::new(0));
+        let known = Arc::new(KnownKeys::new());
+        let follower = changes::Follower::start(changes::Caches {
+            store: store.clone(),
+            feed: feed.clone(),
+            keys: keys.clone(),
+            entitlements: entitlements.clone(),
+            generation: generation.clone(),
+            known: known.clone(),
+            metrics: metrics.clone(),
+        });
         Self {
             usage,
             limiter: Arc::default(),
-            generation: Arc::new(AtomicU64::new(0)),
+            generation,
+            cache_epoch: Arc::new(AtomicU64::new(feed.epoch())),
+            feed,
+            known,
+            miss_budget: Arc::new(MissBudget::new()),
+            _follower: Arc::new(follower),
+            metrics,
             store,
             pepper,
             clock,
             catalog: Catalog::get(),
-            keys: Cache::builder()
-                .max_capacity(CACHE_CAPACITY)
-                .time_to_live(CACHE_TTL)
-                .build(),
-            entitlements: Cache::builder()
-                .max_capacity(CACHE_CAPACITY)
-                .time_to_live(CACHE_TTL)
-                .build(),
+            keys,
+            entitlements,
         }
     }
 
@@ -112,6 +162,18 @@ impl Verifier {
     /// needed). Each stage is the domain's; this only runs them in order
     /// and does the I/O between them.
     pub async fn verify(
+        &self,
+        secret: &str,
+        context: VerifyContext<'_>,
+    ) -> Result<Verification, VerifyError> {
+        let started = std::time::Instant::now();
+        let verification = self.decide(secret, context).await?;
+        self.metrics
+            .verified(verification.decision.code, started.elapsed());
+        Ok(verification)
+    }
+
+    async fn decide(
         &self,
         secret: &str,
         context: VerifyContext<'_>,
@@ -178,6 +240,28 @@ impl Verifier {
         Ok(key.filter(|key| key.status_at(now) == KeyStatus::Active))
     }
 
+    /// Brings the metrics that are read rather than counted up to date.
+    pub fn refresh_gauges(&self) {
+        let metrics = &self.metrics;
+        metrics
+            .filter_keys
+            .set(i64::try_from(self.known.len()).unwrap_or(i64::MAX));
+        let stats = &self.feed.stats;
+        metrics::catch_up(
+            &metrics.feed_reconnects,
+            stats.reconnects.load(Ordering::Relaxed),
+        );
+        metrics::catch_up(
+            &metrics.feed_received,
+            stats.received.load(Ordering::Relaxed),
+        );
+    }
+
+    /// This node's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     pub fn usage(&self) -> &UsageRecorder {
         &self.usage
     }
@@ -197,17 +281,48 @@ impl Verifier {
             .invalidate(&(project.clone(), product.to_owned()));
     }
 
-    async fn lookup(&self, hash: &SecretHash) -> Result<Option<Arc<KeyRecord>>, StoreError> {
-        if let Some(key) = self.keys.get(hash) {
-            return Ok(Some(key));
+    /// The feed's epoch when it is live and the caches may be used (after
+    /// dropping what they held from an earlier epoch); `None` while the
+    /// feed is down.
+    fn live_epoch(&self) -> Option<u64> {
+        let epoch = self.feed.epoch();
+        if epoch % 2 == 1 {
+            return None;
         }
+        if self.cache_epoch.load(Ordering::SeqCst) != epoch
+            && self.cache_epoch.swap(epoch, Ordering::SeqCst) != epoch
+        {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            self.keys.invalidate_all();
+            self.entitlements.invalidate_all();
+        }
+        Some(epoch)
+    }
+
+    async fn lookup(&self, hash: &SecretHash) -> Result<Option<Arc<KeyRecord>>, StoreError> {
+        let live = self.live_epoch();
+        if let Some(epoch) = live {
+            if let Some(key) = self.keys.get(hash) {
+                self.metrics.cache_hit(CacheName::Keys);
+                return Ok(Some(key));
+            }
+            if self.known.check(hash, epoch) == Membership::Absent && !self.miss_budget.try_spend()
+            {
+                self.metrics.unknown_keys_filtered.inc();
+                return Ok(None);
+            }
+        }
+        self.metrics.cache_miss(CacheName::Keys);
+        self.metrics.store_query(StoreQuery::KeyLookup);
         let generation = self.generation.load(Ordering::SeqCst);
         let Some(key) = self.store.find_key_by_hash(hash).await? else {
             return Ok(None);
         };
         let key = Arc::new(key);
-        self.keys.insert(*hash, key.clone());
-        self.drop_if_changed_meanwhile(generation, || self.keys.invalidate(hash));
+        if live.is_some() {
+            self.keys.insert(*hash, key.clone());
+            self.drop_if_changed_meanwhile(generation, || self.keys.invalidate(hash));
+        }
         Ok(Some(key))
     }
 
@@ -227,14 +342,30 @@ impl Verifier {
         product: &str,
     ) -> Result<Option<Entitlement>, StoreError> {
         let cache_key = (project.clone(), product.to_owned());
-        if let Some(entitlement) = self.entitlements.get(&cache_key) {
+        let live = self.live_epoch().is_some();
+        if live && let Some(entitlement) = self.entitlements.get(&cache_key) {
+            self.metrics.cache_hit(CacheName::Entitlements);
             return Ok(entitlement);
         }
+        self.metrics.cache_miss(CacheName::Entitlements);
+        self.metrics.store_query(StoreQuery::EntitlementLookup);
         let generation = self.generation.load(Ordering::SeqCst);
         let entitlement = self.store.get_entitlement(project, product).await?;
-        self.entitlements
-            .insert(cache_key.clone(), entitlement.clone());
-        self.drop_if_changed_meanwhile(generation, || self.entitlements.invalidate(&cache_key));
+        if live {
+            self.entitlements
+                .insert(cache_key.clone(), entitlement.clone());
+            self.drop_if_changed_meanwhile(generation, || {
+                self.entitlements.invalidate(&cache_key);
+            });
+        }
         Ok(entitlement)
+    }
+}
+
+/// Size and age evictions are counted; removals for announced changes are
+/// the feed doing its job.
+fn count_eviction(metrics: &Metrics, cache: CacheName, cause: moka::notification::RemovalCause) {
+    if cause.was_evicted() {
+        metrics.cache_evicted(cache);
     }
 }

@@ -1,0 +1,425 @@
+#!/usr/bin/env python3
+"""HTTP benchmark of verification against its yardsticks, in one run.
+
+    bench/http.py [--rounds 3] [--seconds 8] [--keys 100000] [--postgres URL]
+    bench/http.py --flood 100000          # unknown-key flood only
+    bench/http.py --rss 1000000           # RSS with that many keys cached
+
+Builds the release binary and the yardsticks (bench/bare: a bare axum
+`GET /hello` and a bare minimal verify), starts `atk serve` on a fresh
+SQLite data directory (or a fresh database on --postgres) holding --keys
+keys, and for 16 and 64 connections, each round, runs wrk on:
+`GET /healthz`, `POST /v1/keys/verify` (a valid key, an allowed action,
+cache warm), the bare hello and the bare minimal verify, plus
+`redis-benchmark GET` with as many clients. It prints each run, then per
+connection count the medians and the ratios verify/minimal,
+verify/redis and healthz/hello (medians of the per-round ratios: the
+machine is shared and noisy, ratios measured side by side hold better than
+absolute figures).
+
+--flood sends that many distinct, well-formed, never-issued keys and
+reports how many store queries they caused (from /metrics). --rss creates
+that many keys, verifies each once so all are cached, and reports RSS.
+
+Needs wrk and redis-benchmark (apt-get install wrk redis-tools) and a
+Redis on 127.0.0.1:6379. Python's standard library otherwise.
+"""
+
+import argparse
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import secrets
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+CONFIRMATIONS = ["backend_only", "secret_shown_once", "entitlements_may_block"]
+DEMO = "project_identity_demo"
+SCOPES = json.dumps(["notification.send", "verification.read"])
+
+
+def checksum(text):
+    value = zlib.crc32(text.encode())
+    digits = []
+    for _ in range(6):
+        digits.append(BASE62[value % 62])
+        value //= 62
+    return "".join(reversed(digits))
+
+
+def new_secret(n=None):
+    body = "atk_live_" + (f"{n:0>32}" if n is not None else "".join(secrets.choice(BASE62) for _ in range(32)))
+    return body + checksum(body)
+
+SECRETS_LUA = r"""
+-- Verifies key n = id-1, id-1+threads, ... : the bulk-inserted secrets
+-- atk_live_<n, 32 digits><CRC-32 in six base62 digits>, wrapping at N.
+local bit = require("bit")
+local B = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+local crc = {}
+for i = 0, 255 do
+  local c = i
+  for _ = 1, 8 do
+    if bit.band(c, 1) == 1 then c = bit.bxor(bit.rshift(c, 1), 0xEDB88320) else c = bit.rshift(c, 1) end
+  end
+  crc[i] = c
+end
+local function checksum(s)
+  local c = 0xFFFFFFFF
+  for i = 1, #s do
+    c = bit.bxor(crc[bit.band(bit.bxor(c, s:byte(i)), 0xFF)], bit.rshift(c, 8))
+  end
+  local v = bit.bxor(c, 0xFFFFFFFF)
+  if v < 0 then v = v + 4294967296 end
+  local d = {}
+  for i = 6, 1, -1 do
+    local r = v % 62
+    d[i] = B:sub(r + 1, r + 1)
+    v = math.floor(v / 62)
+  end
+  return table.concat(d)
+end
+local threads = {}
+local count = 0
+function setup(thread)
+  thread:set("id", count)
+  count = count + 1
+  table.insert(threads, thread)
+end
+function init(args)
+  n = id
+end
+function request()
+  local body = string.format("atk_live_%032d", (n % TOTAL) + OFFSET)
+  n = n + STEP
+  local secret = body .. checksum(body)
+  return wrk.format("POST", "/v1/keys/verify", {["Content-Type"] = "application/json"},
+    '{"key": "' .. secret .. '", "action": "notification.send"}')
+end
+"""
+
+
+def secrets_script(work, total, offset, threads=2):
+    path = os.path.join(work, f"secrets-{offset}.lua")
+    with open(path, "w") as file:
+        file.write(SECRETS_LUA.replace("TOTAL", str(total)).replace("OFFSET", str(offset)).replace("STEP", str(threads)))
+    return path
+
+
+def build():
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "atk"], cwd=ROOT, check=True)
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--manifest-path", os.path.join(ROOT, "bench/bare/Cargo.toml")],
+        cwd=ROOT, check=True,
+    )
+
+
+class Process:
+    """A server that prints `listening on http://ADDR` on stdout."""
+
+    def __init__(self, argv, env=None, log=None):
+        self.process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=log or subprocess.DEVNULL, text=True)
+        for line in self.process.stdout:
+            match = re.search(r"listening on (http://[0-9.:]+)", line)
+            if match:
+                self.base = match.group(1)
+                break
+        else:
+            sys.exit(f"{argv[0]} did not start")
+        threading.Thread(target=lambda: [None for _ in self.process.stdout], daemon=True).start()
+
+    def rss_mib(self):
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+class Client:
+    def __init__(self, base, token=None):
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        self.connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        self.token = token
+
+    def call(self, method, path, body=None):
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        self.connection.request(method, path, json.dumps(body) if body is not None else None, headers)
+        response = self.connection.getresponse()
+        data = response.read()
+        return response.status, data
+
+
+class Deployment:
+    """`atk serve` on SQLite or PostgreSQL, with a configured admin token."""
+
+    def __init__(self, postgres, work):
+        self.work = work
+        self.token = "bench-admin-token-" + secrets.token_hex(16)
+        self.env = dict(
+            os.environ,
+            ATK_ADMIN_TOKEN=self.token,
+            ATK_LISTEN="127.0.0.1:0",
+            ATK_DATA_DIR=os.path.join(work, "data"),
+            ATK_FAILED_VERIFY_LIMIT="1000000000/1",
+        )
+        self.env.pop("RUST_LOG", None)
+        self.postgres = None
+        if postgres:
+            database = f"atk_bench_{secrets.token_hex(4)}"
+            subprocess.run(["psql", postgres + "/postgres", "-qc", f"CREATE DATABASE {database}"], check=True)
+            self.postgres = f"{postgres}/{database}"
+            self.env["ATK_DATABASE_URL"] = self.postgres
+        self.log = open(os.path.join(work, "serve.log"), "w")
+        self.server = None
+
+    def start(self):
+        self.server = Process([os.path.join(TARGET, "release", "atk"), "serve"], self.env, self.log)
+        self.base = self.server.base
+        return self
+
+    def stop(self):
+        self.server.stop()
+
+    def pepper(self):
+        with open(os.path.join(self.work, "data", "pepper")) as file:
+            return bytes.fromhex(file.read().strip())
+
+    def insert_keys(self, count, verifiable):
+        """Adds `count` keys to the demo project behind the server's back
+        (stopped), in bulk. Verifiable ones get secrets `new_secret(n)`."""
+        pepper = self.pepper()
+        now = int(time.time() * 1000)
+
+        def rows():
+            for n in range(count):
+                if verifiable:
+                    secret = new_secret(n)
+                    digest = hmac.new(pepper, secret.encode(), hashlib.sha256).digest()
+                else:
+                    digest = secrets.token_bytes(32)
+                key_id = "key_" + "".join(secrets.choice(BASE62) for _ in range(22))
+                yield (key_id, DEMO, f"Bench key {n}", "project", "production", SCOPES, "never",
+                       digest, "atk_live_...000000", now)
+
+        columns = ("id, project_id, name, kind, environment, scopes, expiration, secret_hash, "
+                   "secret_preview, created_at")
+        if self.postgres:
+            copy = subprocess.Popen(
+                ["psql", self.postgres, "-qc", f"COPY api_keys ({columns}) FROM STDIN"],
+                stdin=subprocess.PIPE, text=True,
+            )
+            for row in rows():
+                fields = list(row)
+                fields[7] = "\\\\x" + row[7].hex()
+                copy.stdin.write("\t".join(str(field) for field in fields) + "\n")
+            copy.stdin.close()
+            if copy.wait() != 0:
+                sys.exit("COPY failed")
+        else:
+            database = sqlite3.connect(os.path.join(self.work, "data", "atk.sqlite"))
+            database.executemany(f"INSERT INTO api_keys ({columns}) VALUES (?,?,?,?,?,?,?,?,?,?)", rows())
+            database.commit()
+            database.close()
+
+    def create_key(self):
+        status, data = Client(self.base, self.token).call(
+            "POST", f"/v1/projects/{DEMO}/keys", {"name": "bench", "confirmations": CONFIRMATIONS}
+        )
+        assert status == 201, data
+        return json.loads(data)["secret"]
+
+    def metric(self, name):
+        _, data = Client(self.base).call("GET", "/metrics")
+        total = 0.0
+        for line in data.decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+def wrk(url, connections, seconds, script=None):
+    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        argv += ["-s", script]
+    out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        sys.exit(f"{url}: {errors.group(1)} non-2xx answers")
+
+    def percentile(label):
+        value, unit = re.search(rf"^\s+{label}\s+([0-9.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return rps, percentile("50%"), percentile("99%")
+
+
+def redis_get(clients, seconds_hint):
+    requests = max(100_000, int(90_000 * seconds_hint))
+    subprocess.run(["redis-cli", "SET", "atk-bench", "x"], capture_output=True, check=True)
+    out = subprocess.run(
+        ["redis-benchmark", "-t", "get", "-c", str(clients), "-n", str(requests), "-P", "1", "-q", "--csv"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    row = [line for line in out.splitlines() if line.startswith('"GET"')][0]
+    return float(row.split(",")[1].strip('"'))
+
+
+def verify_script(work, secret):
+    path = os.path.join(work, "verify.lua")
+    with open(path, "w") as file:
+        body = json.dumps({"key": secret, "action": "notification.send"})
+        file.write(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = \'{body}\'\n')
+    return path
+
+
+def compare(args, work):
+    deployment = Deployment(args.postgres, work)
+    deployment.start().stop()  # creates the schema and the pepper
+    if args.keys:
+        deployment.insert_keys(args.keys, verifiable=False)
+    deployment.start()
+    secret = deployment.create_key()
+    bare = os.path.join(TARGET, "release")
+    hello = Process([os.path.join(bare, "hello")])
+    minimal = Process([os.path.join(bare, "minimal_verify"), secret])
+    script = verify_script(work, secret)
+    store = f"PostgreSQL ({args.postgres})" if args.postgres else "SQLite"
+    print(f"atk on {store} with {args.keys} keys; wrk -t2, {args.seconds} s per run; medians of {args.rounds} rounds")
+    Client(deployment.base).call("POST", "/v1/keys/verify", {"key": secret, "action": "notification.send"})
+    try:
+        for connections in (16, 64):
+            rows = []
+            print(f"\n{connections} connections")
+            print(f"{'round':<6}{'healthz/s':>11}{'hello/s':>11}{'verify/s':>11}{'minimal/s':>11}{'redis/s':>11}"
+                  f"{'verify p50':>11}{'p99':>8}{'healthz p99':>12}")
+            for round_ in range(1, args.rounds + 1):
+                healthz = wrk(deployment.base + "/healthz", connections, args.seconds)
+                hello_r = wrk(hello.base + "/hello", connections, args.seconds)
+                verify = wrk(deployment.base + "/v1/keys/verify", connections, args.seconds, script)
+                minimal_r = wrk(minimal.base + "/v1/keys/verify", connections, args.seconds, script)
+                redis = redis_get(connections, args.seconds)
+                rows.append((healthz, hello_r, verify, minimal_r, redis))
+                print(f"{round_:<6}{healthz[0]:>11.0f}{hello_r[0]:>11.0f}{verify[0]:>11.0f}{minimal_r[0]:>11.0f}"
+                      f"{redis:>11.0f}{verify[1]:>9.2f}ms{verify[2]:>6.2f}ms{healthz[2]:>10.2f}ms")
+            med = statistics.median
+            print(f"medians: healthz {med(r[0][0] for r in rows):.0f}/s, hello {med(r[1][0] for r in rows):.0f}/s, "
+                  f"verify {med(r[2][0] for r in rows):.0f}/s (p50 {med(r[2][1] for r in rows):.2f} ms, "
+                  f"p99 {med(r[2][2] for r in rows):.2f} ms), minimal {med(r[3][0] for r in rows):.0f}/s, "
+                  f"redis GET {med(r[4] for r in rows):.0f}/s")
+            print(f"ratios (median of rounds): verify/minimal {med(r[2][0] / r[3][0] for r in rows):.3f}, "
+                  f"verify/redis {med(r[2][0] / r[4] for r in rows):.3f}, "
+                  f"healthz/hello {med(r[0][0] / r[1][0] for r in rows):.3f}")
+        print(f"\nserver RSS at the end: {deployment.server.rss_mib():.0f} MiB")
+    finally:
+        hello.stop()
+        minimal.stop()
+        deployment.stop()
+
+
+def parallel(count, threads, job):
+    """Runs job(client_index, n) for n in range(count) over `threads` threads."""
+    def worker(index):
+        for n in range(index, count, threads):
+            job(index, n)
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+
+
+def flood(args, work):
+    deployment = Deployment(args.postgres, work)
+    deployment.start().stop()
+    if args.keys:
+        deployment.insert_keys(args.keys, verifiable=False)
+    deployment.start()
+    try:
+        clients = [Client(deployment.base) for _ in range(8)]
+        before = deployment.metric('atk_store_queries_total{kind="key_lookup"}')
+        filtered_before = deployment.metric("atk_unknown_keys_filtered_total")
+        codes = {}
+        lock = threading.Lock()
+        started = time.perf_counter()
+
+        def one(index, n):
+            status, data = clients[index].call("POST", "/v1/keys/verify", {"key": new_secret(10**12 + n)})
+            code = json.loads(data)["code"] if status == 200 else f"HTTP {status}"
+            with lock:
+                codes[code] = codes.get(code, 0) + 1
+
+        parallel(args.flood, len(clients), one)
+        took = time.perf_counter() - started
+        queries = deployment.metric('atk_store_queries_total{kind="key_lookup"}') - before
+        filtered = deployment.metric("atk_unknown_keys_filtered_total") - filtered_before
+        print(f"{args.flood} distinct never-issued keys in {took:.1f} s ({args.flood / took:.0f}/s): answers {codes}")
+        print(f"store key lookups they caused: {queries:.0f}; refused by the filter alone: {filtered:.0f}")
+    finally:
+        deployment.stop()
+
+
+def rss(args, work):
+    deployment = Deployment(args.postgres, work)
+    deployment.start().stop()
+    print(f"inserting {args.rss} verifiable keys ...", flush=True)
+    deployment.insert_keys(args.rss, verifiable=True)
+    deployment.start()
+    try:
+        start_rss = deployment.server.rss_mib()
+        started = time.perf_counter()
+        seconds = max(10, args.rss // 15_000)
+        rps, _, _ = wrk(deployment.base + "/v1/keys/verify", 32, seconds, secrets_script(work, args.rss, 0))
+        misses = deployment.metric('atk_verifier_cache_misses_total{cache="keys"}')
+        codes = {line.split('code="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+                 for line in Client(deployment.base).call("GET", "/metrics")[1].decode().splitlines()
+                 if line.startswith("atk_verifications_total{")}
+        print(f"verified for {time.perf_counter() - started:.0f} s at {rps:.0f}/s: {codes}")
+        print(f"key cache misses (each key read once, then cached): {misses:.0f}")
+        print(f"RSS after start: {start_rss:.0f} MiB; with {args.rss} keys verified: {deployment.server.rss_mib():.0f} MiB")
+    finally:
+        deployment.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument("--postgres", metavar="URL", help="e.g. postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--flood", type=int, metavar="N")
+    parser.add_argument("--rss", type=int, metavar="N")
+    parser.add_argument("--no-build", action="store_true")
+    args = parser.parse_args()
+    if not args.no_build:
+        build()
+    work = tempfile.mkdtemp(prefix="atk-bench-")
+    if args.flood:
+        flood(args, work)
+    elif args.rss:
+        rss(args, work)
+    else:
+        compare(args, work)
+
+
+if __name__ == "__main__":
+    main()
