@@ -135,15 +135,15 @@ impl Pending {
         code: VerifyCode,
         at: DateTime<Utc>,
     ) {
-        if !self.keys.contains_key(&key.id) {
-            let tally = KeyTally {
+        // One hash for a key already seen (the common case).
+        let tally = match self.keys.get_mut(&key.id) {
+            Some(tally) => tally,
+            None => self.keys.entry(key.id.clone()).or_insert(KeyTally {
                 project_id: key.project_id.clone(),
                 last_used: at,
                 counts: HashMap::new(),
-            };
-            self.keys.insert(key.id.clone(), tally);
-        }
-        let tally = self.keys.get_mut(&key.id).expect("inserted above");
+            }),
+        };
         *tally.counts.entry((action, code, hour_of(at))).or_default() += 1;
         tally.last_used = tally.last_used.max(at);
     }

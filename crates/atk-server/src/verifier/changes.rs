@@ -22,7 +22,7 @@ pub(super) struct Caches {
     pub store: Arc<dyn Store>,
     pub feed: ChangeFeed,
     pub keys: Cache<SecretHash, Arc<KeyRecord>>,
-    pub entitlements: Cache<(ProjectId, String), Option<Entitlement>>,
+    pub entitlements: Cache<ProjectId, Arc<Vec<Entitlement>>>,
     pub generation: Arc<AtomicU64>,
     pub known: Arc<KnownKeys>,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -77,9 +77,8 @@ impl Caches {
                 self.keys.invalidate(hash);
                 self.known.insert(hash);
             }
-            Change::Entitlement { project, product } => {
-                self.entitlements
-                    .invalidate(&(project.clone(), product.clone()));
+            Change::Entitlement { project, .. } => {
+                self.entitlements.invalidate(project);
             }
             Change::Reset => {
                 self.keys.invalidate_all();

@@ -73,7 +73,10 @@ pub struct Verifier {
     catalog: &'static Catalog,
     keys: Cache<SecretHash, Arc<KeyRecord>>,
     /// `None` is cached too: a missing row means "disabled" (deny by default).
-    entitlements: Cache<(ProjectId, String), Option<Entitlement>>,
+    /// Every product's entitlement of a project, by project: one lookup
+    /// borrows the key's project id, so a hit allocates nothing. A missing
+    /// product means "disabled" (deny by default).
+    entitlements: Cache<ProjectId, Arc<Vec<Entitlement>>>,
     usage: UsageRecorder,
     limiter: Arc<KeyRateLimiter>,
     /// Bumped by every `forget_*`, so a lookup can tell whether a change
@@ -166,10 +169,12 @@ impl Verifier {
         secret: &str,
         context: VerifyContext<'_>,
     ) -> Result<Verification, VerifyError> {
-        let started = std::time::Instant::now();
+        // Reading the clock costs as much as a cache lookup here, so one
+        // verification in LATENCY_SAMPLE is timed for the histogram.
+        let started = metrics::sample_latency().then(std::time::Instant::now);
         let verification = self.decide(secret, context).await?;
         self.metrics
-            .verified(verification.decision.code, started.elapsed());
+            .verified(verification.decision.code, started.map(|at| at.elapsed()));
         Ok(verification)
     }
 
@@ -216,8 +221,9 @@ impl Verifier {
             None => match check_action(&key, resolved) {
                 ActionCheck::Decided(decision) => decision,
                 ActionCheck::NeedsEntitlement { product, .. } => {
-                    let entitlement = self.entitlement(&key.project_id, product).await?;
-                    check_entitlement(product, entitlement.as_ref(), now)
+                    let entitlements = self.entitlements(&key.project_id).await?;
+                    let entitlement = entitlements.iter().find(|e| e.product == product);
+                    check_entitlement(product, entitlement, now)
                 }
             },
         };
@@ -274,11 +280,10 @@ impl Verifier {
     }
 
     /// A project's entitlement changed: the next verification on this node
-    /// reads it again.
-    pub fn forget_entitlement(&self, project: &ProjectId, product: &str) {
+    /// reads the project's entitlements again.
+    pub fn forget_entitlement(&self, project: &ProjectId, _product: &str) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.entitlements
-            .invalidate(&(project.clone(), product.to_owned()));
+        self.entitlements.invalidate(project);
     }
 
     /// The feed's epoch when it is live and the caches may be used (after
@@ -336,29 +341,24 @@ impl Verifier {
         }
     }
 
-    async fn entitlement(
-        &self,
-        project: &ProjectId,
-        product: &str,
-    ) -> Result<Option<Entitlement>, StoreError> {
-        let cache_key = (project.clone(), product.to_owned());
+    async fn entitlements(&self, project: &ProjectId) -> Result<Arc<Vec<Entitlement>>, StoreError> {
         let live = self.live_epoch().is_some();
-        if live && let Some(entitlement) = self.entitlements.get(&cache_key) {
+        if live && let Some(entitlements) = self.entitlements.get(project) {
             self.metrics.cache_hit(CacheName::Entitlements);
-            return Ok(entitlement);
+            return Ok(entitlements);
         }
         self.metrics.cache_miss(CacheName::Entitlements);
         self.metrics.store_query(StoreQuery::EntitlementLookup);
         let generation = self.generation.load(Ordering::SeqCst);
-        let entitlement = self.store.get_entitlement(project, product).await?;
+        let entitlements = Arc::new(self.store.list_entitlements(project).await?);
         if live {
             self.entitlements
-                .insert(cache_key.clone(), entitlement.clone());
+                .insert(project.clone(), entitlements.clone());
             self.drop_if_changed_meanwhile(generation, || {
-                self.entitlements.invalidate(&cache_key);
+                self.entitlements.invalidate(project);
             });
         }
-        Ok(entitlement)
+        Ok(entitlements)
     }
 }
 
