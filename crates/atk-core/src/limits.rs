@@ -48,6 +48,7 @@ impl IpAllowlist {
                 .parse::<IpNet>()
                 .map(|net| net.trunc())
                 .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                .map(as_ipv4_if_mapped)
                 .map_err(|_| LimitError::NotANetwork(text.chars().take(60).collect()))?;
             if !networks.contains(&network) {
                 networks.push(network);
@@ -73,6 +74,21 @@ impl IpAllowlist {
     /// The networks as text, for storage and display.
     pub fn to_strings(&self) -> Vec<String> {
         self.0.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// An IPv6 network inside `::ffff:0:0/96` (IPv4 written as IPv6) as the
+/// IPv4 network it is: `admits` reads such client addresses as IPv4, so
+/// the entry would otherwise match no one. Found by fuzzing.
+fn as_ipv4_if_mapped(network: IpNet) -> IpNet {
+    match network {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(|net| IpNet::V4(net.trunc()))
+                .unwrap_or(network),
+            None => network,
+        },
+        other => other,
     }
 }
 
@@ -146,6 +162,30 @@ impl std::fmt::Display for RateLimit {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_ipv4_address_written_as_ipv6_is_allowed_as_the_ipv4_address() {
+        for entry in [
+            "::ffff:10.1.2.3",
+            "::ffff:10.1.2.3/128",
+            "::ffff:10.1.0.0/112",
+        ] {
+            let allowlist = IpAllowlist::parse(&[entry]).unwrap();
+            for client in ["10.1.2.3", "::ffff:10.1.2.3"] {
+                assert!(
+                    allowlist.admits(client.parse().unwrap()),
+                    "{entry} refuses {client}"
+                );
+            }
+            assert!(!allowlist.admits("10.2.0.1".parse().unwrap()), "{entry}");
+        }
+        assert_eq!(
+            IpAllowlist::parse(&["::ffff:10.1.0.0/112"])
+                .unwrap()
+                .to_strings(),
+            ["10.1.0.0/16"]
+        );
+    }
 
     #[test]
     fn networks_and_bare_addresses_parse_and_admit_what_they_contain() {
