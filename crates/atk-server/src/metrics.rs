@@ -38,9 +38,51 @@ struct CacheLabel {
 pub struct HttpLabels {
     /// The route template (`/v1/projects/{project_id}/keys`), or
     /// `unmatched`: never the raw path, which holds ids.
-    pub route: String,
-    pub method: String,
+    pub route: &'static str,
+    pub method: &'static str,
     pub status: u16,
+}
+
+/// A route template as a static string: each distinct template (there are
+/// as many as the router has routes) is stored once for the process.
+pub fn route_label(template: &str) -> &'static str {
+    static TEMPLATES: std::sync::OnceLock<
+        std::sync::RwLock<std::collections::HashSet<&'static str>>,
+    > = std::sync::OnceLock::new();
+    let templates = TEMPLATES.get_or_init(Default::default);
+    if let Some(known) = templates
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(template)
+    {
+        return known;
+    }
+    let mut templates = templates
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match templates.get(template) {
+        Some(known) => known,
+        None => {
+            let stored: &'static str = Box::leak(template.into());
+            templates.insert(stored);
+            stored
+        }
+    }
+}
+
+/// The method as a static string (`other` for extension methods).
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Which store query, for `atk_store_queries_total`.

@@ -268,6 +268,11 @@ impl Verifier {
         &self.metrics
     }
 
+    /// This node's metrics, to hold on to.
+    pub fn metrics_handle(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     pub fn usage(&self) -> &UsageRecorder {
         &self.usage
     }

@@ -8,6 +8,7 @@ mod cluster;
 mod helpers;
 mod keys;
 mod lifecycle;
+mod metrics;
 mod openapi;
 mod projects;
 mod secret_scanning;
