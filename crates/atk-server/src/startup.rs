@@ -180,7 +180,7 @@ impl Application {
                         crate::http::console::paths::setup(token.expose())
                     )
                 });
-        let state = AppState {
+        let state = AppState::new(crate::http::Shared {
             service: services.service.clone(),
             accounts: services.accounts.clone(),
             verifier: services.verifier.clone(),
@@ -201,7 +201,7 @@ impl Application {
                 Some(path) => crate::service::leaks::ScanningKeys::load(path)?,
                 None => crate::service::leaks::ScanningKeys::default(),
             }),
-        };
+        });
         Ok(Self {
             listener,
             services,

@@ -46,8 +46,27 @@ use error::ApiError;
 /// Largest request body accepted (SPEC: 64 KiB); larger bodies get 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// What every handler shares. Cloned for every request (axum clones the
+/// handler with its state), so it is one `Arc`: a clone is one atomic add,
+/// not one per field.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct Shared {
     pub service: Arc<Service>,
     pub accounts: Arc<Accounts>,
     pub verifier: Arc<Verifier>,
