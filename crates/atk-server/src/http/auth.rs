@@ -2,13 +2,13 @@
 //! or a service role key, as `Authorization: Bearer …`. Other key kinds are
 //! recognised but refused (403); anything else is 401.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use atk_core::access::Principal;
 use atk_core::catalog::Catalog;
 use atk_core::ids::ProjectId;
 use atk_core::secret::{Pepper, SecretHash};
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
@@ -39,18 +39,13 @@ pub fn project_id(raw: &str) -> Result<ProjectId, ApiError> {
 
 /// The source address of the request: the client's, as the connection
 /// layer worked it out (the peer, or behind a trusted proxy the forwarded
-/// client), else the peer's.
+/// client). `None` only for requests that did not come over a connection
+/// (driven in process).
 pub fn source_ip(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions
         .get::<super::connections::ClientAddress>()
         .map(|client| client.0)
-        .or_else(|| {
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(address)| address.ip())
-        })
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {

@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -268,7 +267,6 @@ pub async fn serve(
         let trusted = trusted_proxies.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let client = client_address(peer.ip(), request.headers(), &trusted);
-            request.extensions_mut().insert(ConnectInfo(peer));
             request.extensions_mut().insert(ClientAddress(client));
             let serving = InFlight::start(&in_flight);
             let response = router.clone().oneshot(request);

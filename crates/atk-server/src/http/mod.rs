@@ -97,7 +97,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 /// Every route with the middleware stack; a request body must arrive
 /// within `body_timeout` (a client that stalls mid-body gets 408).
 pub fn router(state: AppState, body_timeout: Duration) -> Router {
-    let (router, document) = api_router().split_for_parts();
+    let (router, _) = api_router().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     let (admin, pepper) = (state.admin.clone(), state.service.pepper().clone());
     router
@@ -112,7 +112,6 @@ pub fn router(state: AppState, body_timeout: Duration) -> Router {
             state.verifier.metrics_handle(),
             count_request,
         ))
-        .layer(axum::Extension(openapi::Document::new(&document)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyDeadlineLayer::new(body_timeout))
         .layer(

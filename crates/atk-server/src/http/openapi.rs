@@ -1,8 +1,5 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use std::sync::Arc;
-
-use axum::Extension;
 use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::openapi::OpenApi as Document31;
@@ -74,17 +71,12 @@ fn finish(generated: &Document31) -> serde_json::Value {
     document
 }
 
-/// The serialized document, rendered once at startup.
-#[derive(Clone)]
-pub struct Document(Arc<String>);
-
-impl Document {
-    pub fn new(generated: &Document31) -> Self {
-        Self(Arc::new(
-            serde_json::to_string_pretty(&finish(generated))
-                .expect("the OpenAPI document serializes"),
-        ))
-    }
+/// The serialized document, rendered on first use and kept.
+fn rendered() -> &'static str {
+    static RENDERED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RENDERED.get_or_init(|| {
+        serde_json::to_string_pretty(&document()).expect("the OpenAPI document serializes")
+    })
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -94,9 +86,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
-async fn openapi_json(Extension(document): Extension<Document>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        document.0.as_str().to_owned(),
-    )
+async fn openapi_json() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], rendered())
 }
