@@ -27,6 +27,9 @@ use tokio::time::Instant;
 pub const DRAIN_EVERY: Duration = Duration::from_millis(100);
 /// How often sums reach the store.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Counters written in one transaction at most (a flush sends as many
+/// batches as it needs).
+pub const MAX_BATCH_COUNTERS: usize = 5_000;
 /// How long one flush may take before it counts as failed (its sums are
 /// kept for the next one), so a hung store cannot stall the aggregator.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -159,13 +162,27 @@ impl Pending {
         self.keys.is_empty()
     }
 
-    /// Freezes the sums into a batch with a new id.
+    /// Freezes the sums of some keys, at most [`MAX_BATCH_COUNTERS`]
+    /// counters unless one key alone has more, into a batch with a new id.
+    /// The rest waits for the next batch of the same flush: one huge
+    /// transaction could outlast the flush timeout on every retry and never
+    /// commit.
     fn take_batch(&mut self) -> UsageBatch {
+        let mut taken: Vec<KeyId> = Vec::new();
+        let mut counters = 0;
+        for (key_id, tally) in &self.keys {
+            if !taken.is_empty() && counters + tally.counts.len() > MAX_BATCH_COUNTERS {
+                break;
+            }
+            counters += tally.counts.len();
+            taken.push(key_id.clone());
+        }
         // Sorted, so two nodes flushing the same counters lock the rows in
         // the same order and cannot deadlock each other.
-        let mut counts: Vec<UsageCount> = Vec::new();
-        let mut last_used: Vec<(KeyId, DateTime<Utc>)> = Vec::new();
-        for (key_id, tally) in self.keys.drain() {
+        let mut counts: Vec<UsageCount> = Vec::with_capacity(counters);
+        let mut last_used: Vec<(KeyId, DateTime<Utc>)> = Vec::with_capacity(taken.len());
+        for key_id in taken {
+            let tally = self.keys.remove(&key_id).expect("taken from the map above");
             last_used.push((key_id.clone(), tally.last_used));
             for ((action, code, hour), count) in tally.counts {
                 counts.push(UsageCount {

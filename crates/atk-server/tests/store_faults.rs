@@ -39,6 +39,8 @@ struct FaultyStore {
     read_done: Notify,
     go_on: Notify,
     lose_next_usage_ack: Mutex<bool>,
+    /// The number of counters of every usage batch sent.
+    batch_sizes: Mutex<Vec<usize>>,
 }
 
 #[async_trait]
@@ -139,6 +141,7 @@ impl Store for FaultyStore {
         self.inner.list_audit(p, q).await
     }
     async fn add_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+        self.batch_sizes.lock().await.push(batch.counts.len());
         self.inner.add_usage(batch).await?;
         if std::mem::take(&mut *self.lose_next_usage_ack.lock().await) {
             return Err(StoreError::Unavailable(
@@ -197,6 +200,7 @@ async fn setup() -> Setup {
         read_done: Notify::new(),
         go_on: Notify::new(),
         lose_next_usage_ack: Mutex::new(false),
+        batch_sizes: Mutex::new(Vec::new()),
     });
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
@@ -347,4 +351,71 @@ async fn a_usage_flush_whose_acknowledgement_was_lost_is_not_counted_twice() {
         .unwrap();
     let counted: u64 = rows.iter().map(|row| row.count).sum();
     assert_eq!(counted, 5, "five verifications, counted once: {rows:?}");
+}
+
+#[tokio::test]
+async fn a_flush_of_more_counters_than_one_transaction_holds_is_saved_in_bounded_batches() {
+    let Setup {
+        store,
+        _db,
+        clock,
+        project,
+        key,
+        pepper,
+        ..
+    } = setup().await;
+    let now = clock.now();
+    // Three keys with 3,000 counters each (one per hour): 9,000 counters,
+    // more than one transaction takes.
+    let mut keys = vec![key.clone()];
+    for _ in 0..2 {
+        let secret = PlaintextSecret::generate(Environment::Production.secret_prefix());
+        let other = KeyRecord {
+            id: KeyId::generate(),
+            secret_hash: pepper.hash(&secret.parsed()),
+            ..key.clone()
+        };
+        store
+            .insert_key(&other, &event(&project, AuditAction::KeyCreate, now))
+            .await
+            .unwrap();
+        keys.push(other);
+    }
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let recorder = UsageRecorder::start(dyn_store, Arc::new(Metrics::new()));
+    let hours: i64 = 3_000;
+    for key in &keys {
+        let record = Arc::new(key.clone());
+        for hour in 0..hours {
+            recorder.record(
+                &record,
+                Some("notification.send"),
+                VerifyCode::Ok,
+                now - chrono::TimeDelta::hours(hour),
+            );
+        }
+    }
+    assert!(recorder.flush().await, "every counter is saved");
+    let mut sizes = store.batch_sizes.lock().await.clone();
+    sizes.sort_unstable();
+    // A key's counters stay together; keys join a batch while it stays
+    // within MAX_BATCH_COUNTERS.
+    assert_eq!(sizes, [3_000, 3_000, 3_000], "{sizes:?}");
+    assert!(
+        sizes
+            .iter()
+            .all(|size| *size <= atk_server::usage::MAX_BATCH_COUNTERS)
+    );
+    for key in &keys {
+        let rows = store
+            .usage(
+                &project,
+                &key.id,
+                now - chrono::TimeDelta::hours(hours),
+                now + chrono::TimeDelta::hours(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.iter().map(|row| row.count).sum::<u64>(), 3_000);
+    }
 }
