@@ -268,14 +268,20 @@ fn parse_key_id(text: &str) -> Result<KeyId, StoreError> {
     KeyId::parse(text).map_err(|_| corrupt("key id", text))
 }
 
+impl KeyRow {
+    fn hash(&self) -> Result<SecretHash, StoreError> {
+        self.secret_hash
+            .as_slice()
+            .try_into()
+            .map(SecretHash)
+            .map_err(|_| corrupt("secret hash of key", &self.id))
+    }
+}
+
 impl TryFrom<KeyRow> for KeyRecord {
     type Error = StoreError;
     fn try_from(row: KeyRow) -> Result<Self, StoreError> {
-        let secret_hash: [u8; 32] = row
-            .secret_hash
-            .as_slice()
-            .try_into()
-            .map_err(|_| corrupt("secret hash of key", &row.id))?;
+        let secret_hash = row.hash()?;
         Ok(KeyRecord {
             id: parse_key_id(&row.id)?,
             project_id: ProjectId::parse(&row.project_id)
@@ -288,7 +294,7 @@ impl TryFrom<KeyRow> for KeyRecord {
                 .map_err(|_| corrupt("scopes", &row.scopes))?,
             expiration: Expiration::parse(&row.expiration)
                 .ok_or_else(|| corrupt("expiration", &row.expiration))?,
-            secret_hash: SecretHash(secret_hash),
+            secret_hash,
             secret_preview: row.secret_preview,
             created_at: millis_to_time(row.created_at),
             expires_at: row.expires_at.map(millis_to_time),
@@ -653,10 +659,7 @@ impl Store for SqlStore {
             };
             insert_key_row!(&mut *tx, rotation.new_key);
             append_event!(&mut *tx, rotation.event);
-            let old_hash = SecretHash(updated.secret_hash.as_slice().try_into().map_err(|_| {
-                corrupt("secret hash of key", &updated.id)
-            })?);
-            tx.announce(self.origin, &[Change::Key(old_hash), Change::Key(rotation.new_key.secret_hash)]).await?;
+            tx.announce(self.origin, &[Change::Key(updated.hash()?), Change::Key(rotation.new_key.secret_hash)]).await?;
             tx.commit().await?;
             updated
         });
@@ -706,10 +709,7 @@ impl Store for SqlStore {
                 return Err(missing_or_conflict!(&mut *tx, project, id));
             };
             append_event!(&mut *tx, event);
-            let hash = SecretHash(updated.secret_hash.as_slice().try_into().map_err(|_| {
-                corrupt("secret hash of key", &updated.id)
-            })?);
-            tx.announce(self.origin, &[Change::Key(hash)]).await?;
+            tx.announce(self.origin, &[Change::Key(updated.hash()?)]).await?;
             tx.commit().await?;
             updated
         });

@@ -144,7 +144,7 @@ impl Service {
         self.store
             .put_entitlement(project_id, &entitlement, &event)
             .await?;
-        self.verifier.forget_entitlement(project_id, product);
+        self.verifier.forget_entitlements(project_id);
         Ok(entitlement)
     }
 }

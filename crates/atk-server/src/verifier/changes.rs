@@ -16,6 +16,7 @@ use moka::sync::Cache;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::known_keys::KnownKeys;
+use crate::metrics;
 
 /// What the follower changes: the verifier's caches, shared.
 pub(super) struct Caches {
@@ -66,8 +67,6 @@ impl Follower {
         }))
     }
 }
-
-use crate::metrics;
 
 impl Caches {
     fn apply(self: &Arc<Self>, change: &Change) {

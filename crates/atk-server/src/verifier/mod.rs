@@ -112,22 +112,8 @@ impl Verifier {
         metrics: Arc<Metrics>,
     ) -> Self {
         let feed = store.change_feed();
-        let keys = Cache::builder()
-            .max_capacity(CACHE_CAPACITY)
-            .time_to_live(CACHE_TTL)
-            .eviction_listener({
-                let metrics = metrics.clone();
-                move |_, _, cause| count_eviction(&metrics, CacheName::Keys, cause)
-            })
-            .build();
-        let entitlements = Cache::builder()
-            .max_capacity(CACHE_CAPACITY)
-            .time_to_live(CACHE_TTL)
-            .eviction_listener({
-                let metrics = metrics.clone();
-                move |_, _, cause| count_eviction(&metrics, CacheName::Entitlements, cause)
-            })
-            .build();
+        let keys = bounded_cache(&metrics, CacheName::Keys);
+        let entitlements = bounded_cache(&metrics, CacheName::Entitlements);
         let generation = Arc::new(AtomicU64::new(0));
         let known = Arc::new(KnownKeys::new());
         let follower = changes::Follower::start(changes::Caches {
@@ -286,7 +272,7 @@ impl Verifier {
 
     /// A project's entitlement changed: the next verification on this node
     /// reads the project's entitlements again.
-    pub fn forget_entitlement(&self, project: &ProjectId, _product: &str) {
+    pub fn forget_entitlements(&self, project: &ProjectId) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.entitlements.invalidate(project);
     }
@@ -367,10 +353,22 @@ impl Verifier {
     }
 }
 
-/// Size and age evictions are counted; removals for announced changes are
-/// the feed doing its job.
-fn count_eviction(metrics: &Metrics, cache: CacheName, cause: moka::notification::RemovalCause) {
-    if cause.was_evicted() {
-        metrics.cache_evicted(cache);
-    }
+/// A verifier cache: [`CACHE_CAPACITY`] entries for [`CACHE_TTL`]. Size
+/// and age evictions are counted; removals for announced changes are the
+/// feed doing its job.
+fn bounded_cache<K, V>(metrics: &Arc<Metrics>, name: CacheName) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let metrics = metrics.clone();
+    Cache::builder()
+        .max_capacity(CACHE_CAPACITY)
+        .time_to_live(CACHE_TTL)
+        .eviction_listener(move |_, _, cause| {
+            if cause.was_evicted() {
+                metrics.cache_evicted(name);
+            }
+        })
+        .build()
 }

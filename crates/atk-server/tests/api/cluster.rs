@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, DEMO, TestApp};
+use crate::helpers::{ADMIN_TOKEN, DEMO, TestApp, metric_value};
 use crate::on_both_stores;
 
 on_both_stores!(
@@ -267,15 +267,8 @@ async fn feed_reconnects(node: &TestApp) -> u64 {
     metric(node, "atk_change_feed_reconnects_total").await
 }
 
-async fn metric(node: &TestApp, name: &str) -> u64 {
+async fn metric(node: &TestApp, series: &str) -> u64 {
     let reply = node.call(Method::GET, "/metrics", None, None).await;
     assert_eq!(reply.status, StatusCode::OK);
-    reply
-        .text
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{name} is exposed"))
-        .trim()
-        .parse()
-        .unwrap()
+    metric_value(&reply.text, series) as u64
 }

@@ -291,3 +291,14 @@ impl Reply {
             .unwrap_or_else(|| panic!("not the SPEC error shape: {}", self.text))
     }
 }
+
+/// The value of one series (`name{labels}` exactly as exposed) in a
+/// `/metrics` text.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{series} is not in the metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{DEMO, TestApp};
+use crate::helpers::{DEMO, TestApp, metric_value};
 use crate::on_both_stores;
 
 on_both_stores!(
@@ -27,15 +27,6 @@ async fn metrics(app: &TestApp) -> String {
     reply.text
 }
 
-fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{series} is not in the metrics"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 async fn verifications_are_counted_by_code_and_requests_by_route_template(app: TestApp) {
     let secret = app.secret(json!({})).await;
     for _ in 0..3 {
@@ -46,20 +37,23 @@ async fn verifications_are_counted_by_code_and_requests_by_route_template(app: T
     }
     assert_eq!(app.verify("atk_live_nope", None).await["code"], "MALFORMED");
     let text = metrics(&app).await;
-    assert_eq!(value(&text, "atk_verifications_total{code=\"OK\"}"), 3.0);
     assert_eq!(
-        value(&text, "atk_verifications_total{code=\"MALFORMED\"}"),
+        metric_value(&text, "atk_verifications_total{code=\"OK\"}"),
+        3.0
+    );
+    assert_eq!(
+        metric_value(&text, "atk_verifications_total{code=\"MALFORMED\"}"),
         1.0
     );
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "atk_http_requests_total{route=\"/v1/keys/verify\",method=\"POST\",status=\"200\"}"
         ),
         4.0
     );
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "atk_http_requests_total{route=\"/v1/projects/{project_id}/keys\",method=\"POST\",status=\"201\"}"
         ),
@@ -68,11 +62,11 @@ async fn verifications_are_counted_by_code_and_requests_by_route_template(app: T
     // The first verification read the key and the entitlements; the
     // others were served from the cache.
     assert_eq!(
-        value(&text, "atk_verifier_cache_hits_total{cache=\"keys\"}"),
+        metric_value(&text, "atk_verifier_cache_hits_total{cache=\"keys\"}"),
         2.0
     );
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "atk_store_queries_total{kind=\"entitlement_lookup\"}"
         ),
@@ -88,7 +82,7 @@ async fn verifications_are_counted_by_code_and_requests_by_route_template(app: T
         "atk_unknown_keys_filtered_total",
         "atk_verifier_cache_evictions_total{cache=\"keys\"}",
     ] {
-        value(&text, family);
+        metric_value(&text, family);
     }
 }
 
