@@ -259,7 +259,7 @@ impl Index {
         // Route metadata answers "which page is this"; it should not win
         // over the page's own words just for being short.
         let weight = match self.passages[passage].kind {
-            SourceKind::RouteMetadata => 0.6,
+            SourceKind::RouteMetadata => 1.0,
             _ => 1.0,
         };
         weight * self.bm25(passage, terms)

@@ -294,15 +294,22 @@ pub fn route_metadata(
     platform_step: &str,
     label: &str,
 ) -> Passage {
-    passage(
+    let mut metadata = passage(
         SourceKind::RouteMetadata,
         label,
         None,
         &format!(
             "This page is {title}. Route: {id}. Surface: {surface}. Platform step: {platform_step}."
         ),
-    )
+    );
+    // Every page is asked where the asker is; the metadata is what answers.
+    metadata.asked = ROUTE_METADATA_ASKED.to_owned();
+    metadata
 }
+
+/// How people ask which page they are on (searched, never shown).
+const ROUTE_METADATA_ASKED: &str = "what page is this, which page am i on, where am i, \
+     what is this page for, what is this screen, which screen is this, what is this page called";
 
 /// What the page shows this caller about `project`: its id, environments,
 /// Commerce entitlements and the key kinds. Only for a project the caller

@@ -84,6 +84,8 @@ const STOP_WORDS: &[&str] = &[
     "were",
     "what",
     "whats",
+    "wat",
+    "wats",
     "when",
     "where",
     "which",
