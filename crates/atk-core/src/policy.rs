@@ -179,7 +179,7 @@ fn require(
 
 /// A chosen scope that the project's Commerce entitlement blocks today, and
 /// why: the entitlement's status and, for a trial, when it ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BlockedScope {
     pub scope: String,
     pub product: String,

@@ -60,23 +60,23 @@ impl Granularity {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UsageBucket {
     pub start: DateTime<Utc>,
     pub total: u64,
     /// Counts by verification code; codes with no count are left out.
     #[schema(value_type = Object)]
-    pub by_code: BTreeMap<&'static str, u64>,
+    pub by_code: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UsageReport {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub granularity: Granularity,
     pub total: u64,
     #[schema(value_type = Object)]
-    pub by_code: BTreeMap<&'static str, u64>,
+    pub by_code: BTreeMap<String, u64>,
     /// Counts by action; `none` for verifications that named no action.
     #[schema(value_type = Object)]
     pub by_action: BTreeMap<String, u64>,
@@ -114,7 +114,10 @@ pub fn summarize(
     };
     for row in rows {
         report.total += row.count;
-        *report.by_code.entry(row.code.as_str()).or_default() += row.count;
+        *report
+            .by_code
+            .entry(row.code.as_str().to_owned())
+            .or_default() += row.count;
         let action = row.action.clone().unwrap_or_else(|| NO_ACTION.to_owned());
         *report.by_action.entry(action).or_default() += row.count;
         let Some(first) = first else { continue };
@@ -125,7 +128,10 @@ pub fn summarize(
             .and_then(|i| report.series.get_mut(i))
         {
             bucket.total += row.count;
-            *bucket.by_code.entry(row.code.as_str()).or_default() += row.count;
+            *bucket
+                .by_code
+                .entry(row.code.as_str().to_owned())
+                .or_default() += row.count;
         }
     }
     report

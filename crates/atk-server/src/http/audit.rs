@@ -1,8 +1,6 @@
-use atk_core::audit::{AuditAction, AuditEvent};
+use atk_api::audit::{AuditList, AuditListQuery};
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -14,24 +12,6 @@ use crate::service::Caller;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_audit))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AuditListQuery {
-    /// Only events of this action, for example `key.revoke`.
-    action: Option<AuditAction>,
-    /// 1–200, default 50.
-    limit: Option<u32>,
-    cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditList {
-    items: Vec<AuditEvent>,
-    /// Pass as `cursor` for older events; `null` on the last page.
-    next_cursor: Option<String>,
 }
 
 /// The project's audit log, newest first. Append-only: no API changes or

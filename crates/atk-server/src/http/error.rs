@@ -7,9 +7,9 @@ use atk_core::secret::redact_secrets;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::{Value, json};
-use utoipa::ToSchema;
+
+pub use atk_api::error::{ErrorBody, ErrorCode, ErrorDetail};
 
 use crate::service::ServiceError;
 use crate::verifier::VerifyError;
@@ -47,25 +47,6 @@ pub enum ApiError {
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// `{"error": {"code", "message", "details"}}`
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// One of `invalid_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `confirmation_required`, `scope_not_allowed`,
-    /// `payload_too_large`, `rate_limited`, `internal`; and beyond SPEC
-    /// section 3, `request_timeout` (408) and `unavailable` (503).
-    #[schema(example = "confirmation_required")]
-    pub code: &'static str,
-    pub message: String,
-    #[schema(value_type = Object)]
-    pub details: Value,
-}
-
 /// The error answers every management route can give, for the OpenAPI
 /// document; routes add their own (409, 413, 422) beside these.
 #[derive(utoipa::IntoResponses)]
@@ -93,63 +74,63 @@ impl ApiError {
         }
     }
 
-    fn parts(&self) -> (StatusCode, &'static str, String, Value) {
+    fn parts(&self) -> (StatusCode, ErrorCode, String, Value) {
         match self {
             Self::InvalidRequest { message, details } => (
                 StatusCode::BAD_REQUEST,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 message.clone(),
                 details.clone(),
             ),
             Self::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "a valid credential is required: Authorization: Bearer <admin token or service role key>"
                     .into(),
                 json!({}),
             ),
             Self::SignatureRefused => (
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "the report's signature does not verify with a configured secret-scanning key".into(),
                 json!({}),
             ),
-            Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message.clone(), json!({})),
-            Self::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message.clone(), json!({})),
+            Self::Forbidden(message) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden, message.clone(), json!({})),
+            Self::NotFound(message) => (StatusCode::NOT_FOUND, ErrorCode::NotFound, message.clone(), json!({})),
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "this path does not accept that method".into(),
                 json!({}),
             ),
-            Self::Conflict(message) => (StatusCode::CONFLICT, "conflict", message.clone(), json!({})),
+            Self::Conflict(message) => (StatusCode::CONFLICT, ErrorCode::Conflict, message.clone(), json!({})),
             Self::ConfirmationRequired(missing) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "confirmation_required",
+                ErrorCode::ConfirmationRequired,
                 "required safety confirmations are missing".into(),
                 json!({ "missing": missing }),
             ),
             Self::ScopeNotAllowed { message, scopes } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "scope_not_allowed",
+                ErrorCode::ScopeNotAllowed,
                 message.clone(),
                 json!({ "scopes": scopes }),
             ),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!("request bodies are limited to {} bytes", super::BODY_LIMIT),
                 json!({ "limit_bytes": super::BODY_LIMIT }),
             ),
             Self::RequestTimeout => (
                 StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
+                ErrorCode::RequestTimeout,
                 "the request body did not arrive in time".into(),
                 json!({}),
             ),
             Self::RateLimited(message) => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 message.clone(),
                 json!({}),
             ),
@@ -157,7 +138,7 @@ impl ApiError {
                 retry_after_seconds,
             } => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 format!(
                     "too many failed attempts from this address; retry after {retry_after_seconds} s"
                 ),
@@ -165,13 +146,13 @@ impl ApiError {
             ),
             Self::StoreUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                ErrorCode::Unavailable,
                 "the database cannot be reached right now; retry shortly".into(),
                 json!({}),
             ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 "internal error; the server log has the details".into(),
                 json!({}),
             ),

@@ -1,21 +1,21 @@
-use atk_core::key::{Environment, Expiration, KeyKind, KeyStatus, PreviewRow};
-use atk_core::lifecycle::Grace;
-use atk_core::limits::RateLimit;
-use atk_core::policy::{BlockedScope, Confirmation, KeyRequest};
-use atk_core::usage::{Granularity, UsageReport};
+use atk_api::error::ErrorBody;
+use atk_api::keys::{
+    CreateKey, CreatedKeyBody, ExpireKey, KeyList, KeyUsage, ListKeysQuery, RevokeKey, RotateKey,
+    RotatedKeyBody, UsageQuery,
+};
+use atk_core::key::PreviewRow;
+use atk_core::policy::KeyRequest;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::project_id as parse_project;
-use super::error::{ApiError, ErrorBody, ManagementErrors};
+use super::error::{ApiError, ManagementErrors};
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::service::Caller;
 use crate::service::KeyFilter;
@@ -38,70 +38,6 @@ fn created_with_secret(body: impl Serialize) -> Response {
         Json(body),
     )
         .into_response()
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateKey {
-    /// 1–100 characters, trimmed, no control characters.
-    #[schema(example = "Backend Project API Key")]
-    name: String,
-    /// Default `project`.
-    kind: Option<KeyKind>,
-    /// Default `production`.
-    environment: Option<Environment>,
-    /// Catalog actions; default depends on the kind (`product_scoped` has none).
-    scopes: Option<Vec<String>>,
-    /// Default `90_days`.
-    expiration: Option<Expiration>,
-    /// `backend_only`, `secret_shown_once`, `entitlements_may_block`, and for
-    /// `service_role` also `service_role_danger`. Missing ones are a 422
-    /// listing them, also when the field is left out.
-    #[serde(default)]
-    confirmations: Vec<Confirmation>,
-    /// Backend Secret and Service Role keys only: the networks (CIDR, or a
-    /// single address) the key may be used from; verify answers
-    /// `FORBIDDEN_IP` for a `client_ip` outside them. Up to 50. Kept on
-    /// rotation.
-    #[schema(example = json!(["10.1.0.0/16", "2001:db8::/32"]))]
-    allowed_ips: Option<Vec<String>>,
-    /// The key's own limit, per node: verify answers `RATE_LIMITED` past
-    /// it. Kept on rotation.
-    rate_limit: Option<RateLimit>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedKeyBody {
-    /// The plaintext secret. This response is the only time it is shown.
-    #[schema(example = "atk_live_4fT0cQ9vR2mX7bN1kP5sW8zY3hJ6dL0aGq7K2B")]
-    secret: String,
-    key: PreviewRow,
-    /// Chosen scopes that the project's Commerce entitlements block today.
-    blocked_scopes: Vec<String>,
-    /// The same scopes, each with the entitlement status that blocks it
-    /// (and, for a trial, when it ended).
-    blocked_scope_reasons: Vec<BlockedScope>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KeyList {
-    items: Vec<PreviewRow>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
-    next_cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListKeysQuery {
-    status: Option<KeyStatus>,
-    environment: Option<Environment>,
-    kind: Option<KeyKind>,
-    /// Active keys whose expiry falls within this many days.
-    expiring_within_days: Option<u32>,
-    /// 1–200, default 50.
-    limit: Option<u32>,
-    cursor: Option<String>,
 }
 
 /// Creates a key and returns its secret, once (`Cache-Control: no-store`).
@@ -200,60 +136,6 @@ async fn get_key(
     Ok(Json(
         state.service.get_key(&caller, &project_id, &key_id).await?,
     ))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateKey {
-    /// How long the old key keeps working: `none`, `1_hour`, `24_hours`, `7_days`.
-    grace: Grace,
-    /// Must include `secret_shown_once` (a 422 otherwise).
-    #[serde(default)]
-    confirmations: Vec<Confirmation>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RotatedKeyBody {
-    /// The new key's secret. This response is the only time it is shown.
-    secret: String,
-    /// The new key.
-    key: PreviewRow,
-    /// The old key, now linked by `rotated_to` and ending after the grace.
-    previous: PreviewRow,
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RevokeKey {
-    /// Why; kept with the key and in the audit log (up to 500 characters).
-    reason: Option<String>,
-    /// Also revoke every key this key created (a Service Role Key's keys),
-    /// each with its own audit event.
-    #[serde(default)]
-    cascade: bool,
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExpireKey {}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct UsageQuery {
-    /// RFC 3339; default: 24 hours (hour) or 30 days (day) before `to`.
-    from: Option<DateTime<Utc>>,
-    /// RFC 3339; default: now.
-    to: Option<DateTime<Utc>>,
-    /// `hour` (default) or `day`.
-    granularity: Option<Granularity>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KeyUsage {
-    key_id: String,
-    #[serde(flatten)]
-    report: UsageReport,
 }
 
 /// Rotates a key: a new secret (shown once) for the same name, kind,

@@ -1,17 +1,16 @@
-use atk_core::entitlement::{Entitlement, EntitlementStatus};
+use atk_api::error::ErrorBody;
+use atk_api::projects::{CreateProject, EntitlementList, PutEntitlement};
+use atk_core::entitlement::Entitlement;
 use atk_core::project::Project;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::project_id as parse_project;
-use super::error::{ApiError, ErrorBody, ManagementErrors};
+use super::error::{ApiError, ManagementErrors};
 use super::extract::{ApiJson, ApiPath};
 use crate::service::Caller;
 
@@ -21,33 +20,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_project))
         .routes(routes!(list_entitlements))
         .routes(routes!(put_entitlement))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateProject {
-    /// `^[a-z][a-z0-9_]{2,62}$`
-    #[schema(example = "project_identity_demo")]
-    project_id: String,
-    /// 1–100 characters.
-    name: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EntitlementList {
-    items: Vec<Entitlement>,
-    /// Always `null`: a project has one entitlement per product.
-    #[schema(value_type = Option<String>)]
-    next_cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PutEntitlement {
-    status: EntitlementStatus,
-    /// Only with `trial`: the trial blocks from this instant on.
-    #[serde(default)]
-    trial_ends_at: Option<DateTime<Utc>>,
 }
 
 /// Creates a project with the initial entitlement table (platform admin only).

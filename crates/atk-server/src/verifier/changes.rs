@@ -51,11 +51,13 @@ impl Follower {
             loop {
                 match changes.recv().await {
                     Ok(received) => {
+                        caches.apply(&received.change);
+                        // Observed once applied, so a change counted here
+                        // is already in effect (the tests wait on this).
                         caches
                             .metrics
                             .feed_lag_seconds
                             .observe(received.lag.as_secs_f64());
-                        caches.apply(&received.change);
                     }
                     Err(RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "fell behind the change feed; caches reset");
