@@ -73,6 +73,34 @@ pub struct VerifyResponse<'a> {
     pub missing_scopes: Cow<'a, [String]>,
 }
 
+impl VerifiedKey<'_> {
+    /// The same key, owning its fields.
+    pub fn into_owned(self) -> VerifiedKeyOwned {
+        VerifiedKey {
+            id: Cow::Owned(self.id.into_owned()),
+            project_id: Cow::Owned(self.project_id.into_owned()),
+            environment: self.environment,
+            kind: self.kind,
+            scopes: Cow::Owned(self.scopes.into_owned()),
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+impl VerifyResponse<'_> {
+    /// The same answer, owning its fields.
+    pub fn into_owned(self) -> VerifyOutcome {
+        VerifyResponse {
+            valid: self.valid,
+            allowed: self.allowed,
+            code: self.code,
+            key: self.key.map(VerifiedKey::into_owned),
+            entitlement: self.entitlement.map(|view| Cow::Owned(view.into_owned())),
+            missing_scopes: Cow::Owned(self.missing_scopes.into_owned()),
+        }
+    }
+}
+
 /// A verify answer as a client holds it: owned.
 pub type VerifyOutcome = VerifyResponse<'static>;
 pub type VerifiedKeyOwned = VerifiedKey<'static>;

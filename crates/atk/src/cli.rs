@@ -23,14 +23,32 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(flatten)]
     pub config: ConfigArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Output")]
     pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// A running deployment to manage over HTTP instead of the store.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Remote deployment (instead of the store)")]
+pub struct RemoteArgs {
+    /// Manage the deployment at this address (e.g. https://keys.example.com)
+    /// through its API instead of opening the store: every management
+    /// command and `verify` go over HTTP, with the same output.
+    #[arg(long, env = "ATK_URL", global = true)]
+    pub url: Option<String>,
+    /// The credential for --url: the platform admin token or a Service
+    /// Role key.
+    #[arg(long, env = "ATK_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Server and store")]
 pub struct ConfigArgs {
     /// Address the API and console listen on.
     #[arg(
@@ -347,6 +365,22 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subcommand_help_lists_its_own_options_before_the_global_ones() {
+        let help = Cli::try_parse_from(["atk", "keys", "create", "--help"])
+            .unwrap_err()
+            .to_string();
+        let at = |flag: &str| {
+            help.find(flag)
+                .unwrap_or_else(|| panic!("{flag} in {help}"))
+        };
+        for own in ["--name", "--confirm", "--rate-limit"] {
+            for global in ["--listen", "--database-url", "--url", "--token", "--json"] {
+                assert!(at(own) < at(global), "{own} before {global}: {help}");
+            }
+        }
     }
 
     #[test]

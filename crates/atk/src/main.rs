@@ -1,28 +1,35 @@
-//! `atk`: the one binary. `atk serve` runs the service; the other commands
-//! talk to the store directly through the same library calls the API uses.
+//! `atk`: the one binary. `atk serve` runs the service; the management
+//! commands talk to the store directly through the same library calls the
+//! API uses, or with `--url` to a running deployment through `atk-client`.
 
+mod backend;
 mod cli;
+mod confirm;
 mod output;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use atk_api::audit::AuditListQuery;
+use atk_api::error::ErrorCode;
+use atk_api::keys::{CreateKey, ListKeysQuery, RevokeKey, RotateKey, UsageQuery};
+use atk_api::projects::CreateProject;
+use atk_api::verify::VerifyRequest;
 use atk_core::SystemClock;
-use atk_core::ids::ProjectId;
-use atk_core::policy::KeyRequest;
-use atk_server::service::{Caller, KeyFilter, ServiceError};
+use atk_server::service::ServiceError;
 use atk_server::startup::{Application, Services, StartupError};
 use atk_server::verifier::VerifyError;
 use clap::Parser;
 use serde_json::json;
 
+use backend::Backend;
 use cli::{Cli, Command, KeysCommand, ProjectsCommand};
 use output::{Output, describe_key};
 
 /// Exit statuses: 0 done (or, for `verify`, allowed); 1 refused (`verify`
-/// not allowed, not found, conflict); 2 bad input (bad id, policy,
-/// confirmation, unknown action); 3 the service failed (store, startup,
-/// usage counts not saved).
+/// not allowed, not found, conflict, no or a wrong credential); 2 bad
+/// input (bad id, policy, confirmation, unknown action); 3 the service
+/// failed (store, startup, unreachable, usage counts not saved).
 const EXIT_REFUSED: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_INTERNAL: u8 = 3;
@@ -33,8 +40,34 @@ enum CliError {
     Startup(#[from] StartupError),
     #[error(transparent)]
     Service(#[from] ServiceError),
+    /// A refusal or failure of the remote deployment (`--url`).
+    /// Not a `source`: its message is already the whole story, as a
+    /// refusal from the store's is.
+    #[error("{}", remote_message(.0))]
+    Client(atk_client::Error),
+    /// A command line that cannot work as given.
+    #[error("{0}")]
+    Usage(String),
     #[error("{0}")]
     Internal(String),
+}
+
+/// A remote refusal reads as the same refusal from the store would: its
+/// message, without the status line.
+fn remote_message(error: &atk_client::Error) -> String {
+    if let Some(missing) = backend::missing_confirmations_of(error) {
+        return atk_core::policy::PolicyError::MissingConfirmations(missing).to_string();
+    }
+    match error {
+        atk_client::Error::Api { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl From<atk_client::Error> for CliError {
+    fn from(error: atk_client::Error) -> Self {
+        Self::Client(error)
+    }
 }
 
 impl From<VerifyError> for CliError {
@@ -55,7 +88,8 @@ impl CliError {
                 ServiceError::InvalidRequest(_)
                 | ServiceError::InvalidField(_)
                 | ServiceError::Policy(_),
-            ) => EXIT_BAD_INPUT,
+            )
+            | Self::Usage(_) => EXIT_BAD_INPUT,
             Self::Service(
                 ServiceError::NotFound(_)
                 | ServiceError::Conflict(_)
@@ -63,6 +97,23 @@ impl CliError {
                 | ServiceError::InvalidCredentials
                 | ServiceError::RateLimited(_),
             ) => EXIT_REFUSED,
+            Self::Client(error) => match error.code() {
+                Some(
+                    ErrorCode::InvalidRequest
+                    | ErrorCode::ConfirmationRequired
+                    | ErrorCode::ScopeNotAllowed
+                    | ErrorCode::PayloadTooLarge,
+                ) => EXIT_BAD_INPUT,
+                Some(
+                    ErrorCode::Unauthorized
+                    | ErrorCode::Forbidden
+                    | ErrorCode::NotFound
+                    | ErrorCode::Conflict
+                    | ErrorCode::RateLimited,
+                ) => EXIT_REFUSED,
+                _ if matches!(error, atk_client::Error::InvalidUrl(_)) => EXIT_BAD_INPUT,
+                _ => EXIT_INTERNAL,
+            },
             Self::Service(ServiceError::Unavailable(_) | ServiceError::Store(_))
             | Self::Startup(_)
             | Self::Internal(_) => EXIT_INTERNAL,
@@ -107,10 +158,35 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             dev_misses,
             tune,
         } => return help_eval(&dir, dev_misses, tune),
+        Command::Migrate if cli.remote.url.is_some() => {
+            return Err(CliError::Usage(
+                "migrate works on the database itself: run it without --url, where \
+                 ATK_DATABASE_URL reaches the database"
+                    .into(),
+            ));
+        }
+        Command::Migrate => {
+            // Opening the store applies the migrations.
+            let services = Services::open(&config, Arc::new(SystemClock)).await?;
+            services.shutdown().await;
+            out.print(&json!({"migrated": true}), || "migrations applied".into());
+            return Ok(ExitCode::SUCCESS);
+        }
         _ => {}
     }
-    let services = Services::open(&config, Arc::new(SystemClock)).await?;
-    let outcome = command(&services, cli.command, out).await;
+    if let Some(url) = &cli.remote.url {
+        let mut client = atk_client::Client::builder(url.as_str());
+        if let Some(token) = &cli.remote.token {
+            client = client.token(token.as_str());
+        }
+        let backend = Backend::Remote(client.build()?);
+        return command(&backend, cli.command, out).await;
+    }
+    let backend = Backend::Store(Services::open(&config, Arc::new(SystemClock)).await?);
+    let outcome = command(&backend, cli.command, out).await;
+    let Backend::Store(services) = backend else {
+        unreachable!("opened as the store above")
+    };
     // Saves the usage a `verify` counted before the process exits.
     let saved = services.shutdown().await;
     match outcome {
@@ -119,44 +195,35 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     }
 }
 
-async fn command(services: &Services, command: Command, out: Output) -> Result<ExitCode, CliError> {
-    let caller = Caller::cli();
+async fn command(backend: &Backend, command: Command, out: Output) -> Result<ExitCode, CliError> {
     match command {
-        Command::Serve | Command::HelpEval { .. } => unreachable!("handled by run"),
-        Command::Migrate => {
-            // `Services::open` has applied the migrations.
-            out.print(&json!({"migrated": true}), || "migrations applied".into());
+        Command::Serve | Command::HelpEval { .. } | Command::Migrate => {
+            unreachable!("handled by run")
         }
         Command::Projects(ProjectsCommand::Create { project_id, name }) => {
-            let project = services
-                .service
-                .create_project(&caller, &project_id, &name)
+            let project = backend
+                .create_project(&CreateProject { project_id, name })
                 .await?;
             out.print(&project, || {
                 format!("created project {}", project.project_id)
             });
         }
-        Command::Keys(command) => keys(services, command, out, &caller).await?,
+        Command::Keys(command) => keys(backend, command, out).await?,
         Command::Audit {
             project,
             action,
             limit,
             cursor,
         } => {
-            let page = services
-                .service
-                .list_audit(
-                    &caller,
-                    &project_id(&project.project)?,
-                    action,
-                    limit,
-                    cursor.as_deref(),
-                )
-                .await?;
-            out.print(
-                &json!({"items": page.items, "next_cursor": page.next_cursor}),
-                || output::audit_lines(&page.items, page.next_cursor.as_deref()),
-            );
+            let query = AuditListQuery {
+                action,
+                limit,
+                cursor,
+            };
+            let page = backend.list_audit(&project.project, &query).await?;
+            out.print(&page, || {
+                output::audit_lines(&page.items, page.next_cursor.as_deref())
+            });
         }
         Command::Verify {
             key,
@@ -164,37 +231,30 @@ async fn command(services: &Services, command: Command, out: Output) -> Result<E
             client_ip,
             origin,
         } => {
-            let context = atk_core::decision::VerifyContext {
-                action: action.as_deref(),
-                client_ip,
-                origin: origin.as_deref(),
-            };
-            let verification = services.verifier.verify(&key, context).await?;
-            let decision = &verification.decision;
-            let body = json!({
-                "valid": decision.valid,
-                "allowed": decision.allowed,
-                "code": decision.code,
-                "key_id": verification.key.as_ref().map(|key| key.id.to_string()),
-                "entitlement": decision.entitlement,
-                "missing_scopes": decision.missing_scopes,
-            });
-            out.print(&body, || {
+            let outcome = backend
+                .verify(&VerifyRequest {
+                    key,
+                    action,
+                    client_ip,
+                    origin,
+                })
+                .await?;
+            out.print(&outcome, || {
                 let mut line = format!(
                     "{} (valid: {}, allowed: {})",
-                    decision.code.as_str(),
-                    decision.valid,
-                    decision.allowed
+                    outcome.code.as_str(),
+                    outcome.valid,
+                    outcome.allowed
                 );
-                if !decision.missing_scopes.is_empty() {
+                if !outcome.missing_scopes.is_empty() {
                     line.push_str(&format!(
                         "; missing scopes: {}",
-                        decision.missing_scopes.join(", ")
+                        outcome.missing_scopes.join(", ")
                     ));
                 }
                 line
             });
-            return Ok(if decision.allowed {
+            return Ok(if outcome.allowed {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_REFUSED)
@@ -273,17 +333,7 @@ fn help_eval(dir: &std::path::Path, dev_misses: bool, tune: bool) -> Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-fn project_id(raw: &str) -> Result<ProjectId, CliError> {
-    ProjectId::parse(raw).map_err(|error| CliError::Service(error.into()))
-}
-
-async fn keys(
-    services: &Services,
-    command: KeysCommand,
-    out: Output,
-    caller: &Caller,
-) -> Result<(), CliError> {
-    let service = &services.service;
+async fn keys(backend: &Backend, command: KeysCommand, out: Output) -> Result<(), CliError> {
     match command {
         KeysCommand::Create {
             project,
@@ -296,7 +346,8 @@ async fn keys(
             allowed_ips,
             rate_limit,
         } => {
-            let request = KeyRequest {
+            let mut request = CreateKey {
+                name,
                 kind,
                 environment,
                 scopes: (!scopes.is_empty()).then_some(scopes),
@@ -305,26 +356,19 @@ async fn keys(
                 allowed_ips: (!allowed_ips.is_empty()).then_some(allowed_ips),
                 rate_limit,
             };
-            let created = service
-                .create_key(caller, &project_id(&project.project)?, &name, &request)
-                .await?;
-            let blocked: Vec<&str> = created
-                .blocked_scopes
-                .iter()
-                .map(|blocked| blocked.scope.as_str())
-                .collect();
-            let body = json!({
-                "secret": created.secret.expose(),
-                "key": created.key,
-                "blocked_scopes": blocked,
-                "blocked_scope_reasons": created.blocked_scopes,
-            });
-            out.print(&body, || {
-                let mut text = output::secret_once(created.secret.expose(), &created.key);
+            let created = match backend.create_key(&project.project, &request).await {
+                Err(refused) => {
+                    request.confirmations.extend(confirm::ask(refused)?);
+                    backend.create_key(&project.project, &request).await?
+                }
+                Ok(created) => created,
+            };
+            out.print(&created, || {
+                let mut text = output::secret_once(&created.secret, &created.key);
                 if !created.blocked_scopes.is_empty() {
                     text.push_str(&format!(
                         "\nblocked by entitlements today: {}",
-                        blocked.join(", ")
+                        created.blocked_scopes.join(", ")
                     ));
                 }
                 text
@@ -339,7 +383,7 @@ async fn keys(
             limit,
             cursor,
         } => {
-            let filter = KeyFilter {
+            let query = ListKeysQuery {
                 status,
                 environment,
                 kind,
@@ -347,18 +391,13 @@ async fn keys(
                 limit,
                 cursor,
             };
-            let page = service
-                .list_keys(caller, &project_id(&project.project)?, &filter)
-                .await?;
-            out.print(
-                &json!({"items": page.items, "next_cursor": page.next_cursor}),
-                || output::key_lines(&page.items, page.next_cursor.as_deref()),
-            );
+            let page = backend.list_keys(&project.project, &query).await?;
+            out.print(&page, || {
+                output::key_lines(&page.items, page.next_cursor.as_deref())
+            });
         }
         KeysCommand::Show { project, key_id } => {
-            let key = service
-                .get_key(caller, &project_id(&project.project)?, &key_id)
-                .await?;
+            let key = backend.get_key(&project.project, &key_id).await?;
             out.print(&key, || describe_key(&key));
         }
         KeysCommand::Rotate {
@@ -367,28 +406,30 @@ async fn keys(
             grace,
             confirmations,
         } => {
-            let rotated = service
-                .rotate_key(
-                    caller,
-                    &project_id(&project.project)?,
-                    &key_id,
-                    grace,
-                    &confirmations,
-                )
-                .await?;
-            let body = json!({
-                "secret": rotated.secret.expose(),
-                "key": rotated.key,
-                "previous": rotated.previous,
-            });
-            out.print(&body, || {
+            let mut request = RotateKey {
+                grace,
+                confirmations,
+            };
+            let rotated = match backend
+                .rotate_key(&project.project, &key_id, &request)
+                .await
+            {
+                Err(refused) => {
+                    request.confirmations.extend(confirm::ask(refused)?);
+                    backend
+                        .rotate_key(&project.project, &key_id, &request)
+                        .await?
+                }
+                Ok(rotated) => rotated,
+            };
+            out.print(&rotated, || {
                 let ends = rotated
                     .previous
                     .expires_at
                     .map_or("-".to_owned(), |at| at.to_rfc3339());
                 format!(
                     "{}\n\nprevious key {} ends at {ends}",
-                    output::secret_once(rotated.secret.expose(), &rotated.key),
+                    output::secret_once(&rotated.secret, &rotated.key),
                     rotated.previous.id
                 )
             });
@@ -399,21 +440,13 @@ async fn keys(
             reason,
             cascade,
         } => {
-            let key = service
-                .revoke_key(
-                    caller,
-                    &project_id(&project.project)?,
-                    &key_id,
-                    reason.as_deref(),
-                    cascade,
-                )
+            let key = backend
+                .revoke_key(&project.project, &key_id, &RevokeKey { reason, cascade })
                 .await?;
             out.print(&key, || describe_key(&key));
         }
         KeysCommand::Expire { project, key_id } => {
-            let key = service
-                .expire_key(caller, &project_id(&project.project)?, &key_id)
-                .await?;
+            let key = backend.expire_key(&project.project, &key_id).await?;
             out.print(&key, || describe_key(&key));
         }
         KeysCommand::Usage {
@@ -423,17 +456,18 @@ async fn keys(
             to,
             granularity,
         } => {
-            let report = service
+            let usage = backend
                 .key_usage(
-                    caller,
-                    &project_id(&project.project)?,
+                    &project.project,
                     &key_id,
-                    from,
-                    to,
-                    granularity,
+                    &UsageQuery {
+                        from,
+                        to,
+                        granularity,
+                    },
                 )
                 .await?;
-            out.print(&report, || output::usage_text(&report));
+            out.print(&usage, || output::usage_text(&usage.report));
         }
     }
     Ok(())

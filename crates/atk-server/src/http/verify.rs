@@ -1,9 +1,6 @@
-use std::borrow::Cow;
-
 use atk_api::error::ErrorBody;
-use atk_api::verify::{VerifiedKey, VerifyRequest, VerifyResponse};
+use atk_api::verify::{VerifyRequest, VerifyResponse};
 use atk_core::decision::{VerifyCode, VerifyContext};
-use atk_core::key::KeyRecord;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -14,35 +11,9 @@ use super::AppState;
 use super::auth::SourceIp;
 use super::error::ApiError;
 use super::extract::ApiJson;
-use crate::verifier::Verification;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(verify_key))
-}
-
-/// The key as verification reports it, borrowed from the (cached)
-/// record, so answering copies nothing.
-fn verified_key(key: &KeyRecord) -> VerifiedKey<'_> {
-    VerifiedKey {
-        id: Cow::Borrowed(&key.id),
-        project_id: Cow::Borrowed(&key.project_id),
-        environment: key.environment,
-        kind: key.kind,
-        scopes: Cow::Borrowed(&key.scopes),
-        expires_at: key.expires_at,
-    }
-}
-
-fn verify_response(verification: &Verification) -> VerifyResponse<'_> {
-    let decision = &verification.decision;
-    VerifyResponse {
-        valid: decision.valid,
-        allowed: decision.allowed,
-        code: decision.code,
-        key: verification.key.as_deref().map(verified_key),
-        entitlement: decision.entitlement.as_ref().map(Cow::Borrowed),
-        missing_scopes: Cow::Borrowed(&decision.missing_scopes),
-    }
 }
 
 /// Verifies a key, optionally for a product action. Always 200 for a
@@ -85,5 +56,5 @@ async fn verify_key(
         limits.failed(ip, now);
     }
     // Serialized here, straight from the borrowed record.
-    Ok(Json(verify_response(&verification)).into_response())
+    Ok(Json(verification.response()).into_response())
 }

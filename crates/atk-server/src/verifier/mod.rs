@@ -13,10 +13,12 @@
 //! cache holds. Keys that were never issued are recognised by a membership
 //! filter without a store query (see [`known_keys`]).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use atk_api::verify::{VerifiedKey, VerifyResponse};
 use atk_core::Clock;
 use atk_core::catalog::Catalog;
 use atk_core::decision::{
@@ -63,6 +65,29 @@ pub enum VerifyError {
 pub struct Verification {
     pub decision: Decision,
     pub key: Option<Arc<KeyRecord>>,
+}
+
+impl Verification {
+    /// The answer of `POST /v1/keys/verify`, borrowed from the (cached)
+    /// record, so answering copies nothing.
+    pub fn response(&self) -> VerifyResponse<'_> {
+        let decision = &self.decision;
+        VerifyResponse {
+            valid: decision.valid,
+            allowed: decision.allowed,
+            code: decision.code,
+            key: self.key.as_deref().map(|key| VerifiedKey {
+                id: Cow::Borrowed(&key.id),
+                project_id: Cow::Borrowed(&key.project_id),
+                environment: key.environment,
+                kind: key.kind,
+                scopes: Cow::Borrowed(&key.scopes),
+                expires_at: key.expires_at,
+            }),
+            entitlement: decision.entitlement.as_ref().map(Cow::Borrowed),
+            missing_scopes: Cow::Borrowed(&decision.missing_scopes),
+        }
+    }
 }
 
 #[derive(Clone)]
