@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod error;
+pub mod help;
 pub mod keys;
 pub mod projects;
 pub mod verify;

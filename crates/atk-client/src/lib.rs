@@ -41,6 +41,7 @@ use std::time::Duration;
 
 pub use atk_api as api;
 use atk_api::audit::{AuditList, AuditListQuery};
+use atk_api::help::{AskRequest, GlobalAskRequest, HelpAnswer, HelpRoutes};
 use atk_api::keys::{
     CreateKey, CreatedKeyBody, KeyList, KeyUsage, ListKeysQuery, RevokeKey, RotateKey,
     RotatedKeyBody, UsageQuery,
@@ -620,6 +621,98 @@ impl Client {
             None,
         )
         .await
+    }
+}
+
+impl Client {
+    /// `GET /v1/help/routes`: the console pages Page Help answers for.
+    ///
+    /// ```no_run
+    /// # async fn run(client: atk_client::Client) -> Result<(), atk_client::Error> {
+    /// for route in client.help_routes().await?.items {
+    ///     println!("{}: {:?}", route.route, route.suggested_questions);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn help_routes(&self) -> Result<HelpRoutes, Error> {
+        self.call(Method::GET, &["v1", "help", "routes"], None, None)
+            .await
+    }
+
+    /// `POST /v1/help/ask`: an answer about one console page, quoted from
+    /// its approved sources, or the exact fallback. With a credential, the
+    /// project's own data may be quoted too.
+    ///
+    /// ```no_run
+    /// # use atk_client::api::help::AskRequest;
+    /// # async fn run(client: atk_client::Client) -> Result<(), atk_client::Error> {
+    /// let answer = client
+    ///     .ask_help(&AskRequest {
+    ///         route: "/project-settings/key-create".into(),
+    ///         question: "What does expiration mean?".into(),
+    ///         project_id: None,
+    ///     })
+    ///     .await?;
+    /// println!("{}", answer.answer);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn ask_help(&self, request: &AskRequest) -> Result<HelpAnswer, Error> {
+        self.call(
+            Method::POST,
+            &["v1", "help", "ask"],
+            None,
+            Some(&Json(request)),
+        )
+        .await
+    }
+
+    /// `POST /v1/help/global/ask`: an answer from the Knowledge Hub, naming
+    /// the document and section, or the exact fallback.
+    ///
+    /// ```no_run
+    /// # use atk_client::api::help::GlobalAskRequest;
+    /// # async fn run(client: atk_client::Client) -> Result<(), atk_client::Error> {
+    /// let answer = client
+    ///     .ask_knowledge_hub(&GlobalAskRequest {
+    ///         question: "How do I rotate a key without downtime?".into(),
+    ///     })
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn ask_knowledge_hub(&self, request: &GlobalAskRequest) -> Result<HelpAnswer, Error> {
+        self.call(
+            Method::POST,
+            &["v1", "help", "global", "ask"],
+            None,
+            Some(&Json(request)),
+        )
+        .await
+    }
+
+    /// `GET /readyz`: whether the service can reach its database.
+    ///
+    /// ```no_run
+    /// # async fn run(client: atk_client::Client) -> Result<(), atk_client::Error> {
+    /// if !client.ready().await? {
+    ///     eprintln!("the key service cannot reach its database");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn ready(&self) -> Result<bool, Error> {
+        match self
+            .call::<serde_json::Value>(Method::GET, &["readyz"], None, None)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(Error::Api { status: 503, .. } | Error::Unexpected { status: 503, .. }) => {
+                Ok(false)
+            }
+            Err(other) => Err(other),
+        }
     }
 }
 

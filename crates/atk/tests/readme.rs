@@ -86,3 +86,23 @@ fn the_readme_walkthrough_runs_verbatim() {
         );
     }
 }
+
+#[test]
+fn the_protect_your_service_code_is_the_example_that_ci_builds() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let start = readme
+        .find("<!-- protect-your-service:start -->\n```rust\n")
+        .expect("README marks the Protect your service code");
+    let code = &readme[start..];
+    let code = &code[code.find("```rust\n").unwrap() + "```rust\n".len()..];
+    let code = &code[..code
+        .find("```\n<!-- protect-your-service:end -->")
+        .expect("README marks its end")];
+    let example =
+        std::fs::read_to_string(format!("{root}/examples/notification-send/src/lib.rs")).unwrap();
+    assert_eq!(
+        code, example,
+        "the README shows examples/notification-send/src/lib.rs as it is"
+    );
+}

@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+pub use atk_api::help::SourceKind;
+
 use super::text::Analyzer;
 
 /// How many times a passage's heading words count (see [`Index::add`]).
@@ -23,29 +25,6 @@ fn heading(text: &str) -> &str {
 /// BM25's usual constants.
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
-
-/// Where a passage comes from (SPEC section 6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceKind {
-    PageCopy,
-    PageData,
-    MarkdownDoc,
-    RouteMetadata,
-    KnowledgeHub,
-}
-
-impl SourceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PageCopy => "page_copy",
-            Self::PageData => "page_data",
-            Self::MarkdownDoc => "markdown_doc",
-            Self::RouteMetadata => "route_metadata",
-            Self::KnowledgeHub => "knowledge_hub",
-        }
-    }
-}
 
 /// One answerable piece of an approved source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -16,10 +16,10 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
+pub use atk_api::help::{HelpAnswer, RelatedSurface, RouteInfo, SourceEntry, SourceQuote};
 use atk_core::ids::ProjectId;
 use include_dir::{Dir, include_dir};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 
 pub use index::Gate;
 use index::{Index, Passage, Signals, SourceKind};
@@ -57,58 +57,12 @@ struct RouteEntry {
     suggested: Vec<SuggestedEntry>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SourceEntry {
-    /// `page_copy`, `page_data`, `markdown_doc` or `route_metadata`.
-    pub kind: String,
-    pub label: String,
-    pub description: String,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SuggestedEntry {
     pub question: String,
     /// The source kind that must answer it (checked by a test).
     pub source: String,
-}
-
-/// A help route as `GET /v1/help/routes` lists it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RouteInfo {
-    #[schema(example = "/project-settings/key-create")]
-    pub route: String,
-    pub title: String,
-    pub surface: String,
-    pub platform_step: String,
-    pub allowed_sources: Vec<SourceEntry>,
-    pub suggested_questions: Vec<String>,
-}
-
-/// One quoted source of an answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct SourceQuote {
-    pub kind: SourceKind,
-    pub label: String,
-    pub text: String,
-}
-
-/// The console place an answer is about ("Open related surface").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct RelatedSurface {
-    pub label: String,
-    pub href: String,
-}
-
-/// `POST /v1/help/ask`'s answer (SPEC section 6).
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct HelpAnswer {
-    pub in_scope: bool,
-    pub answer: String,
-    pub sources: Vec<SourceQuote>,
-    pub related_surface: Option<RelatedSurface>,
-    pub suggested_questions: Vec<String>,
 }
 
 struct Route {
@@ -147,16 +101,14 @@ impl std::fmt::Debug for Route {
     }
 }
 
-impl HelpAnswer {
-    /// The exact fallback: no sources, no related surface.
-    fn fallback(text: &str, suggested: &[String]) -> Self {
-        Self {
-            in_scope: false,
-            answer: text.to_owned(),
-            sources: Vec::new(),
-            related_surface: None,
-            suggested_questions: suggested.to_vec(),
-        }
+/// The exact fallback: no sources, no related surface.
+fn fallback_answer(text: &str, suggested: &[String]) -> HelpAnswer {
+    HelpAnswer {
+        in_scope: false,
+        answer: text.to_owned(),
+        sources: Vec::new(),
+        related_surface: None,
+        suggested_questions: suggested.to_vec(),
     }
 }
 
@@ -322,7 +274,7 @@ impl Help {
     /// Answers from the Knowledge Hub only, or with its exact fallback.
     pub fn ask_hub(&self, question: &str) -> (HelpAnswer, Signals) {
         let suggested: Vec<String> = HUB_SUGGESTED.iter().map(|q| (*q).to_owned()).collect();
-        let fallback = |signals| (HelpAnswer::fallback(HUB_FALLBACK, &suggested), signals);
+        let fallback = |signals| (fallback_answer(HUB_FALLBACK, &suggested), signals);
         if question.chars().count() > 500 || guard::refuses(question) {
             return fallback(Signals::NONE);
         }
@@ -450,7 +402,7 @@ impl Help {
             .iter()
             .map(|s| s.question.clone())
             .collect();
-        let fallback = |signals| Ok((HelpAnswer::fallback(PAGE_FALLBACK, &suggested), signals));
+        let fallback = |signals| Ok((fallback_answer(PAGE_FALLBACK, &suggested), signals));
         if question.chars().count() > 500 || guard::refuses(question) {
             return fallback(Signals::NONE);
         }

@@ -3,13 +3,12 @@
 //! project's own data (`page_data`), and only for a project the caller may
 //! read, decided by the same access rules as the API.
 
+use atk_api::help::{AskRequest, GlobalAskRequest, HelpRoutes};
 use atk_core::ids::ProjectId;
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -18,7 +17,7 @@ use super::auth::source_ip;
 use super::console::session_token;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
-use crate::help::{HelpAnswer, HelpError, RouteInfo, sources};
+use crate::help::{HelpAnswer, HelpError, sources};
 use crate::service::Caller;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -57,14 +56,6 @@ impl FromRequestParts<AppState> for MaybeCaller {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HelpRoutes {
-    items: Vec<RouteInfo>,
-    /// Always `null`: every route is on one page.
-    #[schema(value_type = Option<String>)]
-    next_cursor: Option<String>,
-}
-
 /// Every help route: title, surface, platform step, allowed sources and
 /// suggested questions.
 #[utoipa::path(get, path = "/v1/help/routes", tag = "help",
@@ -74,21 +65,6 @@ async fn help_routes(State(state): State<AppState>) -> Json<HelpRoutes> {
         items: state.help.routes(),
         next_cursor: None,
     })
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AskRequest {
-    /// A help route id from `GET /v1/help/routes`.
-    #[schema(example = "/project-settings/key-create")]
-    route: String,
-    /// Up to 1,000 characters.
-    #[schema(example = "What does expiration mean?")]
-    question: String,
-    /// The project the page shows; its data is quoted only for a caller
-    /// who may read it.
-    #[schema(example = "project_identity_demo")]
-    project_id: Option<String>,
 }
 
 /// Answers a question about one console page from its approved sources,
@@ -137,14 +113,6 @@ async fn ask(
             .await;
     }
     Ok(Json(answer))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GlobalAskRequest {
-    /// Up to 1,000 characters.
-    #[schema(example = "How do I rotate a key without downtime?")]
-    question: String,
 }
 
 /// Answers from the Knowledge Hub only (the shipped documents and the
