@@ -8,6 +8,20 @@ use serde_json::Value;
 use crate::Repeat;
 
 /// Why a call did not return its answer.
+///
+/// ```no_run
+/// use atk_client::{Error, api::error::ErrorCode};
+///
+/// # async fn run(client: atk_client::Client) -> Result<(), Error> {
+/// match client.get_key("project_shop", "key_…").await {
+///     Ok(key) => println!("{:?}", key.status),
+///     Err(Error::Api { code: ErrorCode::NotFound, .. }) => println!("no such key"),
+///     Err(Error::Timeout | Error::Transport { .. }) => println!("try again later"),
+///     Err(other) => return Err(other),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The service refused the call with the SPEC error shape.

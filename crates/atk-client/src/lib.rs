@@ -58,6 +58,11 @@ use serde::de::DeserializeOwned;
 
 /// A bearer credential: the platform admin token or a Service Role key.
 /// `Debug` never shows it.
+///
+/// ```
+/// let token = atk_client::Token::new("atk_admin_secret");
+/// assert!(!format!("{token:?}").contains("secret"));
+/// ```
 #[derive(Clone)]
 pub struct Token(String);
 
@@ -81,6 +86,17 @@ impl std::fmt::Debug for Token {
 
 /// Sets up a [`Client`]: the base address, the credential, the timeouts
 /// and the retry policy.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let client = atk_client::Client::builder("https://keys.example.com")
+///     .token("atk_admin_…")
+///     .timeout(Duration::from_secs(3))
+///     .retry(atk_client::Retry::with(3, Duration::from_millis(50)))
+///     .build()
+///     .unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     base_url: String,
@@ -176,6 +192,17 @@ impl ClientBuilder {
 
 /// The AuthToolkit Keys API. Cheap to clone: clones share one connection
 /// pool.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), atk_client::Error> {
+/// let client = atk_client::Client::builder("http://127.0.0.1:8080")
+///     .token("atk_admin_…")
+///     .build()?;
+/// let project = client.get_project("project_identity_demo").await?;
+/// println!("{}", project.name);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,

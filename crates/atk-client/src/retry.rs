@@ -3,7 +3,14 @@
 use std::time::Duration;
 
 /// Retries with exponential backoff and jitter: the `n`th retry waits
-/// between half and all of `first_delay × 2ⁿ`, capped at `max_delay`.
+/// between half and all of `first_delay × 2ⁿ`, capped at 2 s (or at
+/// `first_delay`, if longer).
+///
+/// ```
+/// use atk_client::Retry;
+///
+/// assert_eq!(Retry::default(), Retry::with(2, std::time::Duration::from_millis(100)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry {
     pub(crate) retries: u32,

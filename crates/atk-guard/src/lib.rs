@@ -67,6 +67,12 @@ pub use refusal::Refusal;
 /// The verified key of a guarded request: what verify reported about it.
 /// Also an axum extractor; a handler behind [`KeyGuard::require`] takes it
 /// as an argument.
+///
+/// ```
+/// async fn send(key: atk_guard::Verified) -> String {
+///     format!("{} sends for {} with {:?}", key.id, key.project_id, key.scopes)
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified(pub Arc<VerifiedKeyOwned>);
 
@@ -90,6 +96,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Verified {
 }
 
 /// What the guard has done since it was built.
+///
+/// ```
+/// # let client = atk_client::Client::builder("http://127.0.0.1:8080").build().unwrap();
+/// let guard = atk_guard::KeyGuard::builder(client).build();
+/// let stats = guard.stats();
+/// println!("{} refused without a call, {} verify calls", stats.rejected_locally, stats.verify_calls);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GuardStats {
     /// Requests answered 401 without a call: no key, or not the secret's
@@ -217,6 +230,16 @@ impl KeyGuardBuilder {
 }
 
 /// The guard: one per backend, shared by every guarded route.
+///
+/// ```
+/// use axum::{Router, routing::{get, post}};
+///
+/// # let client = atk_client::Client::builder("http://127.0.0.1:8080").build().unwrap();
+/// let guard = atk_guard::KeyGuard::builder(client).build();
+/// let app: Router = Router::new()
+///     .route("/send", post(|| async { "sent" }).route_layer(guard.require("notification.send")))
+///     .route("/report", get(|| async { "report" }).route_layer(guard.require("analytics.report.read")));
+/// ```
 #[derive(Debug, Clone)]
 pub struct KeyGuard {
     shared: Arc<Shared>,
