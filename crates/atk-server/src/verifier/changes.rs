@@ -6,13 +6,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use atk_core::entitlement::Entitlement;
-use atk_core::ids::ProjectId;
-use atk_core::key::KeyRecord;
-use atk_core::secret::SecretHash;
 use atk_store::Store;
 use atk_store::feed::{Change, ChangeFeed};
-use moka::sync::Cache;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::known_keys::KnownKeys;
@@ -22,8 +17,8 @@ use crate::metrics;
 pub(super) struct Caches {
     pub store: Arc<dyn Store>,
     pub feed: ChangeFeed,
-    pub keys: Cache<SecretHash, Arc<KeyRecord>>,
-    pub entitlements: Cache<ProjectId, Arc<Vec<Entitlement>>>,
+    pub keys: super::KeyCache,
+    pub entitlements: super::EntitlementCache,
     pub generation: Arc<AtomicU64>,
     pub known: Arc<KnownKeys>,
     pub metrics: Arc<crate::metrics::Metrics>,

@@ -38,6 +38,14 @@ use crate::metrics::{self, CacheName, Metrics, StoreQuery};
 use crate::usage::UsageRecorder;
 
 mod changes;
+mod hashing;
+
+use hashing::BuildFirstBytesHasher;
+
+/// Keys by their keyed hash, which is its own hash (see [`hashing`]).
+type KeyCache = Cache<SecretHash, Arc<KeyRecord>, BuildFirstBytesHasher>;
+/// A project's entitlements, by project.
+type EntitlementCache = Cache<ProjectId, Arc<Vec<Entitlement>>, foldhash::fast::RandomState>;
 mod known_keys;
 
 use known_keys::{KnownKeys, Membership, MissBudget};
@@ -96,12 +104,12 @@ pub struct Verifier {
     pepper: Pepper,
     clock: Arc<dyn Clock>,
     catalog: &'static Catalog,
-    keys: Cache<SecretHash, Arc<KeyRecord>>,
+    keys: KeyCache,
     /// `None` is cached too: a missing row means "disabled" (deny by default).
     /// Every product's entitlement of a project, by project: one lookup
     /// borrows the key's project id, so a hit allocates nothing. A missing
     /// product means "disabled" (deny by default).
-    entitlements: Cache<ProjectId, Arc<Vec<Entitlement>>>,
+    entitlements: EntitlementCache,
     usage: UsageRecorder,
     limiter: Arc<KeyRateLimiter>,
     /// Bumped by every `forget_*`, so a lookup can tell whether a change
@@ -137,8 +145,12 @@ impl Verifier {
         metrics: Arc<Metrics>,
     ) -> Self {
         let feed = store.change_feed();
-        let keys = bounded_cache(&metrics, CacheName::Keys);
-        let entitlements = bounded_cache(&metrics, CacheName::Entitlements);
+        let keys = bounded_cache(&metrics, CacheName::Keys, BuildFirstBytesHasher::default());
+        let entitlements = bounded_cache(
+            &metrics,
+            CacheName::Entitlements,
+            foldhash::fast::RandomState::default(),
+        );
         let generation = Arc::new(AtomicU64::new(0));
         let known = Arc::new(KnownKeys::new());
         let follower = changes::Follower::start(changes::Caches {
@@ -381,10 +393,11 @@ impl Verifier {
 /// A verifier cache: [`CACHE_CAPACITY`] entries for [`CACHE_TTL`]. Size
 /// and age evictions are counted; removals for announced changes are the
 /// feed doing its job.
-fn bounded_cache<K, V>(metrics: &Arc<Metrics>, name: CacheName) -> Cache<K, V>
+fn bounded_cache<K, V, S>(metrics: &Arc<Metrics>, name: CacheName, hasher: S) -> Cache<K, V, S>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
+    S: std::hash::BuildHasher + Clone + Send + Sync + 'static,
 {
     let metrics = metrics.clone();
     Cache::builder()
@@ -395,5 +408,5 @@ where
                 metrics.cache_evicted(name);
             }
         })
-        .build()
+        .build_with_hasher(hasher)
 }
