@@ -1,29 +1,30 @@
-//! Usage counting. The verify hot path only pushes an event onto an
-//! unbounded channel: lock-free, and nobody is woken, because the
-//! aggregator does not wait on that channel; it drains it every
-//! [`DRAIN_EVERY`], sums events in a plain map, and adds the sums to the
-//! store at least every [`FLUSH_EVERY`], in one transaction per flush. A
-//! flush is a batch with an id, frozen until the store acknowledges it:
-//! a failed flush is retried as the same batch, and the store applies a
-//! batch id once, so a flush whose commit succeeded but whose answer was
-//! lost is not counted twice. Nothing is lost either: `stop` drains and
-//! flushes before the process exits.
+//! Usage counting. The verify hot path adds one to a counter in a map of
+//! its own thread's shard (a mutex nobody else holds but the aggregator,
+//! for an instant every [`DRAIN_EVERY`]): no channel, no shared reference
+//! count, nobody woken. The aggregator moves the shards' sums into its own
+//! map and adds them to the store at least every [`FLUSH_EVERY`], in
+//! batches. A flush is a batch with an id, frozen until the store
+//! acknowledges it: a failed flush is retried as the same batch, and the
+//! store applies a batch id once, so a flush whose commit succeeded but
+//! whose answer was lost is not counted twice. Nothing is lost either:
+//! `stop` takes every shard and flushes before the process exits.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::hash_map::Entry;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::metrics::Metrics;
 use atk_core::decision::VerifyCode;
 use atk_core::ids::{KeyId, ProjectId};
 use atk_core::key::KeyRecord;
-use atk_core::usage::hour_of;
 use atk_store::{Store, UsageBatch, UsageCount};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-/// How often queued events are summed.
+/// How often the shards' sums are collected.
 pub const DRAIN_EVERY: Duration = Duration::from_millis(100);
 /// How often sums reach the store.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -33,13 +34,9 @@ pub const MAX_BATCH_COUNTERS: usize = 5_000;
 /// How long one flush may take before it counts as failed (its sums are
 /// kept for the next one), so a hung store cannot stall the aggregator.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
-
-struct Hit {
-    key: Arc<KeyRecord>,
-    action: Option<&'static str>,
-    code: VerifyCode,
-    at: DateTime<Utc>,
-}
+/// Recording shards; threads are spread over them, so two verifying
+/// threads seldom share one.
+const SHARDS: usize = 32;
 
 /// Commands; each answers whether everything recorded so far is saved.
 enum Control {
@@ -49,10 +46,112 @@ enum Control {
     Stop(oneshot::Sender<bool>),
 }
 
+type FastHash = foldhash::fast::RandomState;
+
+/// Sums by key.
+type Tallies = HashMap<KeyId, KeyTally, FastHash>;
+
+/// One key's sums: by action, code and hour (whole hours since the epoch,
+/// turned into instants only when a batch is made).
+struct KeyTally {
+    project_id: ProjectId,
+    last_used: DateTime<Utc>,
+    counts: HashMap<(Option<&'static str>, VerifyCode, i64), u64, FastHash>,
+}
+
+/// Adds one verification. One hash for a key already seen (the common
+/// case); a new key copies its ids once per drain.
+fn add(
+    tallies: &mut Tallies,
+    key: &KeyRecord,
+    action: Option<&'static str>,
+    code: VerifyCode,
+    at: DateTime<Utc>,
+) {
+    let tally = match tallies.get_mut(&key.id) {
+        Some(tally) => tally,
+        None => tallies.entry(key.id.clone()).or_insert(KeyTally {
+            project_id: key.project_id.clone(),
+            last_used: at,
+            counts: HashMap::default(),
+        }),
+    };
+    let hour = at.timestamp().div_euclid(3600);
+    *tally.counts.entry((action, code, hour)).or_default() += 1;
+    tally.last_used = tally.last_used.max(at);
+}
+
+/// Adds `from`'s sums to `into`'s.
+fn merge(into: &mut Tallies, from: Tallies) {
+    for (key_id, tally) in from {
+        match into.entry(key_id) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(tally);
+            }
+            Entry::Occupied(mut occupied) => {
+                let into = occupied.get_mut();
+                into.last_used = into.last_used.max(tally.last_used);
+                for (counter, count) in tally.counts {
+                    *into.counts.entry(counter).or_default() += count;
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    /// Verifications recorded since the last drain.
+    hits: u64,
+    tallies: Tallies,
+}
+
+struct Shards {
+    shards: Box<[Mutex<Shard>]>,
+    /// Set by `stop` before it takes the shards; read under a shard's lock.
+    stopped: AtomicBool,
+}
+
+impl Shards {
+    fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// Everything recorded so far, and how many verifications that was.
+    fn take(&self) -> (u64, Tallies) {
+        let mut taken = Tallies::default();
+        let mut hits = 0;
+        for shard in &self.shards {
+            let (shard_hits, tallies) = {
+                let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+                (
+                    std::mem::take(&mut shard.hits),
+                    std::mem::take(&mut shard.tallies),
+                )
+            };
+            hits += shard_hits;
+            merge(&mut taken, tallies);
+        }
+        (hits, taken)
+    }
+}
+
+/// This thread's shard.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    INDEX.with(|index| *index)
+}
+
 /// Cheap to clone; every clone feeds the same aggregator.
 #[derive(Clone)]
 pub struct UsageRecorder {
-    hits: mpsc::UnboundedSender<Hit>,
+    shards: Arc<Shards>,
     control: mpsc::UnboundedSender<Control>,
 }
 
@@ -66,30 +165,32 @@ impl UsageRecorder {
     /// Spawns the aggregator on the current tokio runtime; it reports its
     /// queue depth and flushes to `metrics`.
     pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
-        let (hits, hit_queue) = mpsc::unbounded_channel();
+        let shards = Arc::new(Shards::new());
         let (control, commands) = mpsc::unbounded_channel();
-        tokio::spawn(aggregate(store, metrics, hit_queue, commands));
-        Self { hits, control }
+        tokio::spawn(aggregate(store, metrics, shards.clone(), commands));
+        Self { shards, control }
     }
 
-    /// Counts one verification of a found key. Never blocks, never wakes.
+    /// Counts one verification of a found key. Never blocks on I/O, never
+    /// wakes anyone.
     pub fn record(
         &self,
-        key: &Arc<KeyRecord>,
+        key: &KeyRecord,
         action: Option<&'static str>,
         code: VerifyCode,
         at: DateTime<Utc>,
     ) {
-        let hit = Hit {
-            key: key.clone(),
-            action,
-            code,
-            at,
-        };
-        if self.hits.send(hit).is_err() {
+        let mut shard = self.shards.shards[shard_index()]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.shards.stopped.load(Ordering::Relaxed) {
             // Only possible after `stop`, when no request is in flight.
+            drop(shard);
             tracing::error!(key_id = %key.id, "usage recorder stopped; a verification was not counted");
+            return;
         }
+        shard.hits += 1;
+        add(&mut shard.tallies, key, action, code, at);
     }
 
     /// Writes every count recorded so far to the store; `false` when that
@@ -114,48 +215,21 @@ impl UsageRecorder {
     }
 }
 
-/// One key's sums since the last flush. Keyed by key first, so counting
-/// an event for a key already seen allocates nothing.
-struct KeyTally {
-    project_id: ProjectId,
-    last_used: DateTime<Utc>,
-    counts: HashMap<(Option<&'static str>, VerifyCode, DateTime<Utc>), u64>,
-}
-
 #[derive(Default)]
 struct Pending {
-    keys: HashMap<KeyId, KeyTally>,
+    keys: Tallies,
     /// The batch sent to the store and not yet acknowledged; sent again,
     /// unchanged, before anything newer.
     unacknowledged: Option<UsageBatch>,
 }
 
 impl Pending {
-    fn add(
-        &mut self,
-        key: &KeyRecord,
-        action: Option<&'static str>,
-        code: VerifyCode,
-        at: DateTime<Utc>,
-    ) {
-        // One hash for a key already seen (the common case).
-        let tally = match self.keys.get_mut(&key.id) {
-            Some(tally) => tally,
-            None => self.keys.entry(key.id.clone()).or_insert(KeyTally {
-                project_id: key.project_id.clone(),
-                last_used: at,
-                counts: HashMap::new(),
-            }),
-        };
-        *tally.counts.entry((action, code, hour_of(at))).or_default() += 1;
-        tally.last_used = tally.last_used.max(at);
-    }
-
-    /// Sums everything waiting in the queue.
-    fn take_queued(&mut self, hit_queue: &mut mpsc::UnboundedReceiver<Hit>) {
-        while let Ok(hit) = hit_queue.try_recv() {
-            self.add(&hit.key, hit.action, hit.code, hit.at);
-        }
+    /// Moves everything the shards hold into the pending sums; how many
+    /// verifications that was.
+    fn take_recorded(&mut self, shards: &Shards) -> u64 {
+        let (hits, taken) = shards.take();
+        merge(&mut self.keys, taken);
+        hits
     }
 
     fn is_empty(&self) -> bool {
@@ -190,7 +264,8 @@ impl Pending {
                     project_id: tally.project_id.clone(),
                     action,
                     code,
-                    hour,
+                    hour: DateTime::from_timestamp(hour * 3600, 0)
+                        .expect("an hour of a recorded instant is an instant"),
                     count,
                 });
             }
@@ -250,7 +325,7 @@ impl Pending {
 async fn aggregate(
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
-    mut hit_queue: mpsc::UnboundedReceiver<Hit>,
+    shards: Arc<Shards>,
     mut commands: mpsc::UnboundedReceiver<Control>,
 ) {
     let mut pending = Pending::default();
@@ -260,31 +335,31 @@ async fn aggregate(
     loop {
         tokio::select! {
             _ = drain.tick() => {
-                // Sampled before draining: how far behind the counting is.
+                // How many verifications had waited to be summed.
+                let waited = pending.take_recorded(&shards);
                 metrics
                     .usage_queue_depth
-                    .set(i64::try_from(hit_queue.len()).unwrap_or(i64::MAX));
-                pending.take_queued(&mut hit_queue);
+                    .set(i64::try_from(waited).unwrap_or(i64::MAX));
                 if last_flush.elapsed() >= FLUSH_EVERY {
                     pending.flush(store.as_ref(), &metrics).await;
                     last_flush = Instant::now();
                 }
             }
             command = commands.recv() => match command {
-                // Every hit recorded before the command was sent is in the
-                // queue by now, so draining takes it.
+                // Every verification recorded before the command was sent
+                // is in a shard by now, so taking the shards takes it.
                 Some(Control::Flush(ack)) => {
-                    pending.take_queued(&mut hit_queue);
+                    pending.take_recorded(&shards);
                     let saved = pending.flush(store.as_ref(), &metrics).await;
                     let _ = ack.send(saved);
                 }
                 Some(Control::Stop(ack)) => {
-                    let saved = stop(store.as_ref(), &metrics, &mut pending, &mut hit_queue).await;
+                    let saved = stop(store.as_ref(), &metrics, &mut pending, &shards).await;
                     let _ = ack.send(saved);
                     return;
                 }
                 None => {
-                    stop(store.as_ref(), &metrics, &mut pending, &mut hit_queue).await;
+                    stop(store.as_ref(), &metrics, &mut pending, &shards).await;
                     return;
                 }
             },
@@ -292,16 +367,16 @@ async fn aggregate(
     }
 }
 
-/// Takes what is still queued, then flushes, retrying a few times: this is
-/// the last chance before the process exits.
+/// Takes what the shards hold (nothing can be added after), then flushes,
+/// retrying a few times: this is the last chance before the process exits.
 async fn stop(
     store: &dyn Store,
     metrics: &Metrics,
     pending: &mut Pending,
-    hit_queue: &mut mpsc::UnboundedReceiver<Hit>,
+    shards: &Shards,
 ) -> bool {
-    hit_queue.close();
-    pending.take_queued(hit_queue);
+    shards.stopped.store(true, Ordering::SeqCst);
+    pending.take_recorded(shards);
     for attempt in 1..=5 {
         if pending.flush(store, metrics).await {
             return true;
