@@ -30,7 +30,7 @@ use atk_core::key::{KeyRecord, KeyStatus};
 use atk_core::secret::{ParsedSecret, Pepper, SecretHash};
 use atk_store::feed::ChangeFeed;
 use atk_store::{Store, StoreError};
-use moka::sync::Cache;
+use chrono::{DateTime, Utc};
 use thiserror::Error;
 
 use crate::limiter::KeyRateLimiter;
@@ -39,13 +39,15 @@ use crate::usage::UsageRecorder;
 
 mod changes;
 mod hashing;
+mod ttl_cache;
 
 use hashing::BuildFirstBytesHasher;
+use ttl_cache::TtlCache;
 
 /// Keys by their keyed hash, which is its own hash (see [`hashing`]).
-type KeyCache = Cache<SecretHash, Arc<KeyRecord>, BuildFirstBytesHasher>;
+type KeyCache = TtlCache<SecretHash, Arc<KeyRecord>, BuildFirstBytesHasher>;
 /// A project's entitlements, by project.
-type EntitlementCache = Cache<ProjectId, Arc<Vec<Entitlement>>, foldhash::fast::RandomState>;
+type EntitlementCache = TtlCache<ProjectId, Arc<Vec<Entitlement>>, foldhash::fast::RandomState>;
 mod known_keys;
 
 use known_keys::{KnownKeys, Membership, MissBudget};
@@ -145,11 +147,19 @@ impl Verifier {
         metrics: Arc<Metrics>,
     ) -> Self {
         let feed = store.change_feed();
-        let keys = bounded_cache(&metrics, CacheName::Keys, BuildFirstBytesHasher::default());
-        let entitlements = bounded_cache(
+        let keys = TtlCache::new(
+            CACHE_CAPACITY,
+            CACHE_TTL,
+            BuildFirstBytesHasher::default(),
+            &metrics,
+            CacheName::Keys,
+        );
+        let entitlements = TtlCache::new(
+            CACHE_CAPACITY,
+            CACHE_TTL,
+            foldhash::fast::RandomState::default(),
             &metrics,
             CacheName::Entitlements,
-            foldhash::fast::RandomState::default(),
         );
         let generation = Arc::new(AtomicU64::new(0));
         let known = Arc::new(KnownKeys::new());
@@ -226,13 +236,14 @@ impl Verifier {
                 key: None,
             });
         };
-        let Some(key) = self.lookup(&self.pepper.hash(&parsed)).await? else {
+        // One clock reading serves the cache's expiry and the decision.
+        let now = self.clock.now();
+        let Some(key) = self.lookup(&self.pepper.hash(&parsed), now).await? else {
             return Ok(Verification {
                 decision: Decision::not_found(),
                 key: None,
             });
         };
-        let now = self.clock.now();
         let decision = match check_key(&key, &context, now) {
             Some(refused) => refused,
             None if key
@@ -244,7 +255,7 @@ impl Verifier {
             None => match check_action(&key, resolved) {
                 ActionCheck::Decided(decision) => decision,
                 ActionCheck::NeedsEntitlement { product, .. } => {
-                    let entitlements = self.entitlements(&key.project_id).await?;
+                    let entitlements = self.entitlements(&key.project_id, now).await?;
                     let entitlement = entitlements.iter().find(|e| e.product == product);
                     check_entitlement(product, entitlement, now)
                 }
@@ -264,8 +275,8 @@ impl Verifier {
         let Ok(parsed) = ParsedSecret::parse(secret) else {
             return Ok(None);
         };
-        let key = self.lookup(&self.pepper.hash(&parsed)).await?;
         let now = self.clock.now();
+        let key = self.lookup(&self.pepper.hash(&parsed), now).await?;
         Ok(key.filter(|key| key.status_at(now) == KeyStatus::Active))
     }
 
@@ -332,10 +343,14 @@ impl Verifier {
         Some(epoch)
     }
 
-    async fn lookup(&self, hash: &SecretHash) -> Result<Option<Arc<KeyRecord>>, StoreError> {
+    async fn lookup(
+        &self,
+        hash: &SecretHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<KeyRecord>>, StoreError> {
         let live = self.live_epoch();
         if let Some(epoch) = live {
-            if let Some(key) = self.keys.get(hash) {
+            if let Some(key) = self.keys.get(hash, now) {
                 self.metrics.cache_hit(CacheName::Keys);
                 return Ok(Some(key));
             }
@@ -353,7 +368,7 @@ impl Verifier {
         };
         let key = Arc::new(key);
         if live.is_some() {
-            self.keys.insert(*hash, key.clone());
+            self.keys.insert(*hash, key.clone(), now);
             self.drop_if_changed_meanwhile(generation, || self.keys.invalidate(hash));
         }
         Ok(Some(key))
@@ -369,9 +384,13 @@ impl Verifier {
         }
     }
 
-    async fn entitlements(&self, project: &ProjectId) -> Result<Arc<Vec<Entitlement>>, StoreError> {
+    async fn entitlements(
+        &self,
+        project: &ProjectId,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<Vec<Entitlement>>, StoreError> {
         let live = self.live_epoch().is_some();
-        if live && let Some(entitlements) = self.entitlements.get(project) {
+        if live && let Some(entitlements) = self.entitlements.get(project, now) {
             self.metrics.cache_hit(CacheName::Entitlements);
             return Ok(entitlements);
         }
@@ -381,32 +400,11 @@ impl Verifier {
         let entitlements = Arc::new(self.store.list_entitlements(project).await?);
         if live {
             self.entitlements
-                .insert(project.clone(), entitlements.clone());
+                .insert(project.clone(), entitlements.clone(), now);
             self.drop_if_changed_meanwhile(generation, || {
                 self.entitlements.invalidate(project);
             });
         }
         Ok(entitlements)
     }
-}
-
-/// A verifier cache: [`CACHE_CAPACITY`] entries for [`CACHE_TTL`]. Size
-/// and age evictions are counted; removals for announced changes are the
-/// feed doing its job.
-fn bounded_cache<K, V, S>(metrics: &Arc<Metrics>, name: CacheName, hasher: S) -> Cache<K, V, S>
-where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    S: std::hash::BuildHasher + Clone + Send + Sync + 'static,
-{
-    let metrics = metrics.clone();
-    Cache::builder()
-        .max_capacity(CACHE_CAPACITY)
-        .time_to_live(CACHE_TTL)
-        .eviction_listener(move |_, _, cause| {
-            if cause.was_evicted() {
-                metrics.cache_evicted(name);
-            }
-        })
-        .build_with_hasher(hasher)
 }
