@@ -40,6 +40,21 @@ pub struct CreateKey {
     pub rate_limit: Option<RateLimit>,
 }
 
+impl CreateKey {
+    /// The request as the key policy reads it (everything but the name).
+    pub fn policy_request(&self) -> atk_core::policy::KeyRequest {
+        atk_core::policy::KeyRequest {
+            kind: self.kind,
+            environment: self.environment,
+            scopes: self.scopes.clone(),
+            expiration: self.expiration,
+            confirmations: self.confirmations.clone(),
+            allowed_ips: self.allowed_ips.clone(),
+            rate_limit: self.rate_limit,
+        }
+    }
+}
+
 /// What a create answers: the only time the secret is shown.
 #[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedKeyBody {

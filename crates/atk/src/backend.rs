@@ -13,8 +13,8 @@ use atk_api::verify::{VerifyOutcome, VerifyRequest};
 use atk_api::{Confirmation, PreviewRow, Project};
 use atk_core::decision::VerifyContext;
 use atk_core::ids::ProjectId;
-use atk_core::policy::{KeyRequest, PolicyError};
-use atk_server::service::{Caller, KeyFilter, ServiceError};
+use atk_core::policy::PolicyError;
+use atk_server::service::{Caller, ServiceError};
 use atk_server::startup::Services;
 
 use crate::CliError;
@@ -47,36 +47,16 @@ impl Backend {
         request: &CreateKey,
     ) -> Result<CreatedKeyBody, CliError> {
         match self {
-            Self::Store(services) => {
-                let policy = KeyRequest {
-                    kind: request.kind,
-                    environment: request.environment,
-                    scopes: request.scopes.clone(),
-                    expiration: request.expiration,
-                    confirmations: request.confirmations.clone(),
-                    allowed_ips: request.allowed_ips.clone(),
-                    rate_limit: request.rate_limit,
-                };
-                let created = services
-                    .service
-                    .create_key(
-                        &Caller::cli(),
-                        &project_id(project)?,
-                        &request.name,
-                        &policy,
-                    )
-                    .await?;
-                Ok(CreatedKeyBody {
-                    secret: created.secret.expose().to_owned(),
-                    key: created.key,
-                    blocked_scopes: created
-                        .blocked_scopes
-                        .iter()
-                        .map(|blocked| blocked.scope.clone())
-                        .collect(),
-                    blocked_scope_reasons: created.blocked_scopes,
-                })
-            }
+            Self::Store(services) => Ok(services
+                .service
+                .create_key(
+                    &Caller::cli(),
+                    &project_id(project)?,
+                    &request.name,
+                    &request.policy_request(),
+                )
+                .await?
+                .into()),
             Self::Remote(client) => Ok(client.create_key(project, request).await?),
         }
     }
@@ -88,17 +68,9 @@ impl Backend {
     ) -> Result<KeyList, CliError> {
         match self {
             Self::Store(services) => {
-                let filter = KeyFilter {
-                    status: query.status,
-                    environment: query.environment,
-                    kind: query.kind,
-                    expiring_within_days: query.expiring_within_days,
-                    limit: query.limit,
-                    cursor: query.cursor.clone(),
-                };
                 let page = services
                     .service
-                    .list_keys(&Caller::cli(), &project_id(project)?, &filter)
+                    .list_keys(&Caller::cli(), &project_id(project)?, query)
                     .await?;
                 Ok(KeyList {
                     items: page.items,
@@ -126,23 +98,17 @@ impl Backend {
         request: &RotateKey,
     ) -> Result<RotatedKeyBody, CliError> {
         match self {
-            Self::Store(services) => {
-                let rotated = services
-                    .service
-                    .rotate_key(
-                        &Caller::cli(),
-                        &project_id(project)?,
-                        key_id,
-                        request.grace,
-                        &request.confirmations,
-                    )
-                    .await?;
-                Ok(RotatedKeyBody {
-                    secret: rotated.secret.expose().to_owned(),
-                    key: rotated.key,
-                    previous: rotated.previous,
-                })
-            }
+            Self::Store(services) => Ok(services
+                .service
+                .rotate_key(
+                    &Caller::cli(),
+                    &project_id(project)?,
+                    key_id,
+                    request.grace,
+                    &request.confirmations,
+                )
+                .await?
+                .into()),
             Self::Remote(client) => Ok(client.rotate_key(project, key_id, request).await?),
         }
     }

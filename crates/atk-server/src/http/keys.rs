@@ -4,7 +4,6 @@ use atk_api::keys::{
     RotatedKeyBody, UsageQuery,
 };
 use atk_core::key::PreviewRow;
-use atk_core::policy::KeyRequest;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -18,7 +17,6 @@ use super::auth::project_id as parse_project;
 use super::error::{ApiError, ManagementErrors};
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::service::Caller;
-use crate::service::KeyFilter;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -58,29 +56,11 @@ async fn create_key(
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<Response, ApiError> {
     let project_id = parse_project(&project_id)?;
-    let request = KeyRequest {
-        kind: body.kind,
-        environment: body.environment,
-        scopes: body.scopes,
-        expiration: body.expiration,
-        confirmations: body.confirmations,
-        allowed_ips: body.allowed_ips,
-        rate_limit: body.rate_limit,
-    };
     let created = state
         .service
-        .create_key(&caller, &project_id, &body.name, &request)
+        .create_key(&caller, &project_id, &body.name, &body.policy_request())
         .await?;
-    Ok(created_with_secret(CreatedKeyBody {
-        secret: created.secret.expose().to_owned(),
-        key: created.key,
-        blocked_scopes: created
-            .blocked_scopes
-            .iter()
-            .map(|blocked| blocked.scope.clone())
-            .collect(),
-        blocked_scope_reasons: created.blocked_scopes,
-    }))
+    Ok(created_with_secret(CreatedKeyBody::from(created)))
 }
 
 /// Lists preview rows, newest first.
@@ -98,17 +78,9 @@ async fn list_keys(
     ApiQuery(query): ApiQuery<ListKeysQuery>,
 ) -> Result<Json<KeyList>, ApiError> {
     let project_id = parse_project(&project_id)?;
-    let filter = KeyFilter {
-        status: query.status,
-        environment: query.environment,
-        kind: query.kind,
-        expiring_within_days: query.expiring_within_days,
-        limit: query.limit,
-        cursor: query.cursor,
-    };
     let page = state
         .service
-        .list_keys(&caller, &project_id, &filter)
+        .list_keys(&caller, &project_id, &query)
         .await?;
     Ok(Json(KeyList {
         items: page.items,
@@ -171,11 +143,7 @@ async fn rotate_key(
             &body.confirmations,
         )
         .await?;
-    Ok(created_with_secret(RotatedKeyBody {
-        secret: rotated.secret.expose().to_owned(),
-        key: rotated.key,
-        previous: rotated.previous,
-    }))
+    Ok(created_with_secret(RotatedKeyBody::from(rotated)))
 }
 
 /// Revokes a key now, for good. The body is optional.

@@ -35,15 +35,33 @@ pub struct RotatedKey {
     pub previous: PreviewRow,
 }
 
-/// Filters of the key listing, as they come from a query string or flags.
-#[derive(Debug, Clone, Default)]
-pub struct KeyFilter {
-    pub status: Option<KeyStatus>,
-    pub environment: Option<Environment>,
-    pub kind: Option<KeyKind>,
-    pub expiring_within_days: Option<u32>,
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
+/// Filters of the key listing: the API's query, also what the console and
+/// the CLI fill in.
+pub type KeyFilter = atk_api::keys::ListKeysQuery;
+
+impl From<CreatedKey> for atk_api::keys::CreatedKeyBody {
+    fn from(created: CreatedKey) -> Self {
+        Self {
+            secret: created.secret.expose().to_owned(),
+            key: created.key,
+            blocked_scopes: created
+                .blocked_scopes
+                .iter()
+                .map(|blocked| blocked.scope.clone())
+                .collect(),
+            blocked_scope_reasons: created.blocked_scopes,
+        }
+    }
+}
+
+impl From<RotatedKey> for atk_api::keys::RotatedKeyBody {
+    fn from(rotated: RotatedKey) -> Self {
+        Self {
+            secret: rotated.secret.expose().to_owned(),
+            key: rotated.key,
+            previous: rotated.previous,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
