@@ -57,7 +57,9 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn transport(error: reqwest::Error) -> Self {
-        if error.is_timeout() {
+        // A connect timeout sent nothing: it is an unsent transport error
+        // (safe to retry for any call), not a timeout of a sent request.
+        if error.is_timeout() && !error.is_connect() {
             return Self::Timeout;
         }
         // reqwest's Display names the URL, never a header, so no credential.

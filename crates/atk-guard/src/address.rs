@@ -8,7 +8,11 @@ use axum::http::HeaderMap;
 
 /// The last address in `X-Forwarded-For` that is not a trusted proxy, when
 /// the peer is one; otherwise the peer. A client can write anything in the
-/// header, so only what trusted proxies appended counts.
+/// header, so it is read from the right and only as far as trusted proxies
+/// appended: the first address they did not add is the client, and what is
+/// left of it is never read. Something unreadable before that point gives
+/// no address at all (a key with an IP allowlist is then refused), never
+/// the proxy's own.
 pub(crate) fn client_ip(
     peer: Option<IpAddr>,
     headers: &HeaderMap,
@@ -20,24 +24,18 @@ pub(crate) fn client_ip(
     if !peer.is_some_and(|ip| trusted.admits(ip)) {
         return peer;
     }
-    let mut forwarded: Vec<IpAddr> = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
-        let Ok(text) = value.to_str() else {
-            return peer;
-        };
-        for entry in text.split(',') {
-            match entry.trim().parse() {
-                Ok(ip) => forwarded.push(ip),
-                // An entry we cannot read ends what we can trust.
-                Err(_) => return peer,
+    let values: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
+    for value in values.into_iter().rev() {
+        let text = value.to_str().ok()?;
+        for entry in text.rsplit(',') {
+            let ip: IpAddr = entry.trim().parse().ok()?;
+            if !trusted.admits(ip) {
+                return Some(ip);
             }
         }
     }
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|ip| !trusted.admits(*ip))
-        .or(peer)
+    // Only trusted proxies in the chain: the first of them is the client.
+    peer
 }
 
 #[cfg(test)]
@@ -68,5 +66,17 @@ mod tests {
         );
         // With no trusted proxies configured, always the peer.
         assert_eq!(client_ip(Some(proxy), &forged, None), Some(proxy));
+        // What the client wrote left of the proxies' part is never read,
+        // even when it is not an address.
+        assert_eq!(
+            client_ip(Some(proxy), &headers("garbage, 192.0.2.7"), Some(&trusted)),
+            Some("192.0.2.7".parse().unwrap())
+        );
+        // Garbage where a trusted proxy should have written: no address,
+        // never the proxy's own.
+        assert_eq!(
+            client_ip(Some(proxy), &headers("192.0.2.7, garbage"), Some(&trusted)),
+            None
+        );
     }
 }

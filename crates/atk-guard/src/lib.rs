@@ -190,7 +190,9 @@ impl KeyGuardBuilder {
     /// Keeps allowed decisions for `max_age` and lets the same key, action,
     /// address and origin through without a call meanwhile. A revocation,
     /// expiry or entitlement change then takes up to `max_age` to reach
-    /// this backend. Off by default.
+    /// this backend, and requests served from the cache are neither
+    /// counted in the key's usage nor held to its rate limit. Off by
+    /// default.
     ///
     /// ```
     /// # let client = atk_client::Client::builder("http://127.0.0.1:8080").build().unwrap();
