@@ -32,7 +32,11 @@ pub struct ClientAddress(pub std::net::IpAddr);
 /// The peer's address; or, when the peer is a trusted proxy
 /// (`--trusted-proxy`), the last `X-Forwarded-For` address that is not
 /// itself a trusted proxy. Forwarded addresses are believed only from a
-/// trusted proxy, and a header that does not parse is not believed at all.
+/// trusted proxy, and only as far as trusted proxies wrote them: the header
+/// is read from the right and stops at the first address they did not add,
+/// so whatever the client put left of it (an address or garbage) is never
+/// read. Something unreadable in the trusted part is not believed: the
+/// peer is the caller then.
 pub fn client_address(
     peer: std::net::IpAddr,
     headers: &axum::http::HeaderMap,
@@ -41,28 +45,24 @@ pub fn client_address(
     if trusted.is_empty() || !trusted.admits(peer) {
         return peer;
     }
-    let forwarded: Result<Vec<std::net::IpAddr>, _> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .map(|value| value.to_str().map_err(drop))
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|values| {
-            values
-                .iter()
-                .flat_map(|value| value.split(','))
-                .map(|address| address.trim().parse().map_err(drop))
-                .collect()
-        });
-    let Ok(forwarded) = forwarded else {
-        return peer;
-    };
-    forwarded
-        .iter()
-        .rev()
-        .find(|address| !trusted.admits(**address))
-        .or(forwarded.first())
-        .copied()
-        .unwrap_or(peer)
+    let values: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
+    // Every forwarded address a trusted proxy: the first one is the client.
+    let mut leftmost = None;
+    for value in values.into_iter().rev() {
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
+        for entry in text.rsplit(',') {
+            let Ok(address) = entry.trim().parse::<std::net::IpAddr>() else {
+                return peer;
+            };
+            if !trusted.admits(address) {
+                return address;
+            }
+            leftmost = Some(address);
+        }
+    }
+    leftmost.unwrap_or(peer)
 }
 
 /// The slow-client limits (flags `--max-connections`, `--header-timeout`,
@@ -360,6 +360,19 @@ mod tests {
         );
         headers.insert("x-forwarded-for", "not an address".parse().unwrap());
         assert_eq!(client_address(proxy, &headers, &trusted), proxy);
+        // What the client wrote left of the proxies' part is never read:
+        // garbage there cannot make the proxy the caller.
+        headers.insert(
+            "x-forwarded-for",
+            "garbage, 203.0.113.9, 10.0.0.5".parse().unwrap(),
+        );
+        assert_eq!(client_address(proxy, &headers, &trusted), client);
+        // Only trusted proxies forwarded: the first of them.
+        headers.insert("x-forwarded-for", "10.0.0.7, 10.0.0.5".parse().unwrap());
+        assert_eq!(
+            client_address(proxy, &headers, &trusted),
+            "10.0.0.7".parse::<std::net::IpAddr>().unwrap()
+        );
     }
 
     /// Whether a future is ready on its first poll.
