@@ -97,7 +97,7 @@ impl std::fmt::Debug for Token {
 ///     .build()
 ///     .unwrap();
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientBuilder {
     base_url: String,
     token: Option<Token>,
@@ -162,12 +162,19 @@ impl ClientBuilder {
     /// assert!(atk_client::Client::builder("not a url").build().is_err());
     /// ```
     pub fn build(self) -> Result<Client, Error> {
+        let shown = shown_url(&self.base_url);
         let mut base = Url::parse(&self.base_url)
-            .map_err(|error| Error::InvalidUrl(format!("{}: {error}", self.base_url)))?;
+            .map_err(|error| Error::InvalidUrl(format!("{shown}: {error}")))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(Error::InvalidUrl(format!(
-                "{}: expected http:// or https://",
-                self.base_url
+                "{shown}: expected http:// or https://"
+            )));
+        }
+        // A credential in the URL would travel in every error message and
+        // log line that names the URL.
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(Error::InvalidUrl(format!(
+                "{shown}: put the credential in .token(...), not in the URL"
             )));
         }
         // Paths are added segment by segment after the base's own.
@@ -187,6 +194,32 @@ impl ClientBuilder {
             token: self.token,
             retry: self.retry,
         })
+    }
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("base_url", &shown_url(&self.base_url))
+            .field("token", &self.token)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+/// A base address as it may be shown: without any user name or password.
+fn shown_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) => {
+            // Only fails for URLs that cannot carry credentials anyway.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        Err(_) if raw.contains('@') => "(an address with '@', not shown)".to_owned(),
+        Err(_) => raw.to_owned(),
     }
 }
 

@@ -95,6 +95,15 @@ async fn refusals_carry_their_code_and_the_token_never_shows() {
         .token("not-the-admin-token-at-all-0123456789")
         .build()
         .unwrap();
+    // A credential in the base URL is refused and never echoed.
+    let in_url = Client::builder("http://admin:hunter2@127.0.0.1:8080")
+        .build()
+        .unwrap_err();
+    assert!(matches!(in_url, Error::InvalidUrl(_)), "{in_url:?}");
+    assert!(!in_url.to_string().contains("hunter2"), "{in_url}");
+    let builder = Client::builder("http://admin:hunter2@127.0.0.1:8080");
+    assert!(!format!("{builder:?}").contains("hunter2"));
+
     let refused = stranger.get_project(DEMO).await.unwrap_err();
     assert_eq!(refused.code(), Some(ErrorCode::Unauthorized), "{refused:?}");
     assert!(!refused.to_string().contains("not-the-admin"), "{refused}");
