@@ -120,9 +120,9 @@ impl Shards {
         }
     }
 
-    /// Everything recorded so far, and how many verifications that was.
-    fn take(&self) -> (u64, Tallies) {
-        let mut taken = Tallies::default();
+    /// Moves everything recorded so far into `into`; how many
+    /// verifications that was.
+    fn take_into(&self, into: &mut Tallies) -> u64 {
         let mut hits = 0;
         for shard in &self.shards {
             let (shard_hits, tallies) = {
@@ -133,9 +133,9 @@ impl Shards {
                 )
             };
             hits += shard_hits;
-            merge(&mut taken, tallies);
+            merge(into, tallies);
         }
-        (hits, taken)
+        hits
     }
 }
 
@@ -227,9 +227,7 @@ impl Pending {
     /// Moves everything the shards hold into the pending sums; how many
     /// verifications that was.
     fn take_recorded(&mut self, shards: &Shards) -> u64 {
-        let (hits, taken) = shards.take();
-        merge(&mut self.keys, taken);
-        hits
+        shards.take_into(&mut self.keys)
     }
 
     fn is_empty(&self) -> bool {

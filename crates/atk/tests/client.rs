@@ -9,7 +9,6 @@ use atk_client::api::error::ErrorCode;
 use atk_client::api::help::{AskRequest, GlobalAskRequest};
 use atk_client::api::{EntitlementStatus, Project};
 use atk_client::{Client, Error, Retry};
-use support::Server;
 
 const ADMIN_TOKEN: &str = "client-test-admin-token-0123456789abcdefghij";
 const DEMO: &str = "project_identity_demo";
@@ -17,11 +16,7 @@ const DEMO: &str = "project_identity_demo";
 #[tokio::test(flavor = "multi_thread")]
 async fn the_client_reads_projects_entitlements_the_catalog_health_and_help() {
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), &[("ATK_ADMIN_TOKEN", ADMIN_TOKEN)]);
-    let client = Client::builder(server.url(""))
-        .token(ADMIN_TOKEN)
-        .build()
-        .unwrap();
+    let (server, client) = support::start_with_admin(data.path(), ADMIN_TOKEN);
 
     client.health().await.unwrap();
     assert!(client.ready().await.unwrap());
@@ -71,11 +66,7 @@ async fn the_client_reads_projects_entitlements_the_catalog_health_and_help() {
 #[tokio::test(flavor = "multi_thread")]
 async fn refusals_carry_their_code_and_the_token_never_shows() {
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), &[("ATK_ADMIN_TOKEN", ADMIN_TOKEN)]);
-    let admin = Client::builder(server.url(""))
-        .token(ADMIN_TOKEN)
-        .build()
-        .unwrap();
+    let (server, admin) = support::start_with_admin(data.path(), ADMIN_TOKEN);
     let missing = admin
         .get_key(DEMO, "key_0000000000000000000000")
         .await

@@ -13,7 +13,6 @@ use atk_client::{Client, Retry};
 use atk_guard::KeyGuard;
 use notification_send::Sent;
 use serde_json::{Value, json};
-use support::Server;
 
 const ADMIN_TOKEN: &str = "guard-e2e-admin-token-0123456789abcdefghij";
 const PROJECT: &str = "project_guard_demo";
@@ -67,11 +66,7 @@ impl Backend {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guarded_backend_lets_allowed_keys_through_and_refuses_the_rest_with_the_right_status() {
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), &[("ATK_ADMIN_TOKEN", ADMIN_TOKEN)]);
-    let admin = Client::builder(server.url(""))
-        .token(ADMIN_TOKEN)
-        .build()
-        .unwrap();
+    let (server, admin) = support::start_with_admin(data.path(), ADMIN_TOKEN);
     admin
         .create_project(&CreateProject {
             project_id: PROJECT.into(),
@@ -216,11 +211,7 @@ async fn a_guarded_backend_lets_allowed_keys_through_and_refuses_the_rest_with_t
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guarded_backend_fails_closed_with_503_when_the_key_service_is_gone() {
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), &[("ATK_ADMIN_TOKEN", ADMIN_TOKEN)]);
-    let admin = Client::builder(server.url(""))
-        .token(ADMIN_TOKEN)
-        .build()
-        .unwrap();
+    let (server, admin) = support::start_with_admin(data.path(), ADMIN_TOKEN);
     let key = admin
         .create_key(
             "project_identity_demo",

@@ -115,3 +115,14 @@ impl Drop for Server {
         }
     }
 }
+
+/// Starts `atk serve` with `admin_token` as its platform admin token, and
+/// an `atk-client` that uses it.
+pub fn start_with_admin(data_dir: &Path, admin_token: &str) -> (Server, atk_client::Client) {
+    let server = Server::start(data_dir, &[("ATK_ADMIN_TOKEN", admin_token)]);
+    let admin = atk_client::Client::builder(server.url(""))
+        .token(admin_token)
+        .build()
+        .expect("the server's address is a valid base URL");
+    (server, admin)
+}
