@@ -6,7 +6,7 @@
 //! same for a baseline: plain BM25 top-1 with one raw-score threshold,
 //! chosen on the dev split.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use atk_core::Catalog;
@@ -212,14 +212,16 @@ pub fn run(help: &Help, items: &[Item], now: DateTime<Utc>) -> Report {
             };
             if let Some(missed) = missed {
                 report.dev_misses.push(format!(
-                    "{} [{}] {:?}: {missed} (coverage {:.2}, normalised {:.2}, unknown {:.2}, neighbour {:.2})",
+                    "{} [{}] {:?}: {missed} (coverage {:.2}, normalised {:.2}, unknown {:.2}, neighbour {:.2}, rival {:.2}, hub {:.2})",
                     item.id,
                     item.kind,
                     item.question,
                     signals.coverage,
                     signals.normalised,
                     signals.unknown,
-                    signals.neighbour_coverage
+                    signals.neighbour_coverage,
+                    signals.rival_ratio,
+                    signals.hub_ratio
                 ));
             }
         }
@@ -354,6 +356,9 @@ pub fn render(report: &Report) -> String {
     out
 }
 
+/// The rival ratios the tuning tries.
+const RATIOS: [f64; 8] = [1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 3.0, f64::INFINITY];
+
 /// Tries a grid of gates on the dev split only and returns the one that
 /// gets the most dev questions right (in-scope answered correctly,
 /// out-of-scope and adversarial refused), with its count.
@@ -389,34 +394,77 @@ pub fn tune(help: &mut Help, items: &[Item], now: DateTime<Utc>) -> (Gate, usize
             (*item, signals, right_passage)
         })
         .collect();
-    let mut best = (Gate::TUNED, 0);
-    for max_unknown in [0.2, 0.26, 0.34, 0.4, 0.5] {
-        for min_coverage in [0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7] {
-            for min_normalised in [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5] {
-                for max_neighbour_lead in [0.0, 0.1, 0.2, 0.3, 0.45, 0.6, 1.0] {
-                    let gate = Gate {
-                        max_unknown,
-                        min_coverage,
-                        min_normalised,
-                        max_neighbour_lead,
-                    };
-                    let right = asked
-                        .iter()
-                        .filter(|(item, signals, right_passage)| {
-                            let answered = gate.admits(signals);
-                            match item.kind.as_str() {
-                                "in_scope" => answered && *right_passage,
-                                _ => !answered,
-                            }
-                        })
-                        .count();
-                    if right > best.1 {
-                        best = (gate, right);
-                    }
+    let right = |gate: &Gate| {
+        asked
+            .iter()
+            .filter(|(item, signals, right_passage)| {
+                let answered = gate.admits(signals);
+                match item.kind.as_str() {
+                    "in_scope" => answered && *right_passage,
+                    _ => !answered,
                 }
+            })
+            .count()
+    };
+    // Every gate of the grid, by its position on each axis.
+    let axes: [&[f64]; 6] = [
+        &[0.2, 0.26, 0.34, 0.4, 0.5],
+        &[0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7],
+        &[0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5],
+        &[0.0, 0.1, 0.2, 0.3, 0.45, 0.6, 1.0],
+        &RATIOS,
+        &RATIOS,
+    ];
+    let gate_at = |at: &[usize; 6]| Gate {
+        max_unknown: axes[0][at[0]],
+        min_coverage: axes[1][at[1]],
+        min_normalised: axes[2][at[2]],
+        max_neighbour_lead: axes[3][at[3]],
+        max_rival_ratio: axes[4][at[4]],
+        max_hub_ratio: axes[5][at[5]],
+    };
+    let mut scores: HashMap<[usize; 6], usize> = HashMap::new();
+    let mut at = [0usize; 6];
+    'grid: loop {
+        scores.insert(at, right(&gate_at(&at)));
+        for axis in 0..6 {
+            at[axis] += 1;
+            if at[axis] < axes[axis].len() {
+                continue 'grid;
+            }
+            at[axis] = 0;
+        }
+        break;
+    }
+    // Many gates tie on a few hundred questions; the one whose neighbours
+    // on the grid also score well sits on a plateau rather than a spike,
+    // and is likelier to hold on questions it has not seen.
+    let top = scores.values().copied().max().unwrap_or(0);
+    let plateau = |at: &[usize; 6]| -> usize {
+        let mut sum = 0;
+        for axis in 0..6 {
+            for step in [-1isize, 1] {
+                let mut near = *at;
+                match near[axis].checked_add_signed(step) {
+                    Some(i) if i < axes[axis].len() => near[axis] = i,
+                    _ => continue,
+                }
+                sum += scores[&near];
             }
         }
-    }
+        sum
+    };
+    let mut tops: Vec<&[usize; 6]> = scores
+        .iter()
+        .filter(|(_, right)| **right == top)
+        .map(|(at, _)| at)
+        .collect();
+    tops.sort();
+    let chosen = tops
+        .into_iter()
+        .max_by_key(|at| plateau(at))
+        .map_or(Gate::TUNED, gate_at);
+    let best = (chosen, top);
     help.set_gate(best.0);
     best
 }

@@ -126,6 +126,12 @@ pub struct Help {
     analyzer: Analyzer,
     routes: Vec<Route>,
     hub: Index,
+    /// Every route's fixed passages and the Knowledge Hub in one index, so
+    /// that scores compare across pages (see [`Gate::max_rival_ratio`]).
+    arena: Index,
+    /// Whose each arena passage is: a route's position, or `None` for the
+    /// Knowledge Hub.
+    arena_owners: Vec<Option<usize>>,
     gate: Gate,
     /// A route's index with one project's page data added, by route and
     /// data: page data changes seldom, and building the index is most of
@@ -261,11 +267,23 @@ impl Help {
                 |_| None,
             ));
         }
+        let routes: Vec<Route> = routes;
+        let mut arena_passages = Vec::new();
+        let mut arena_owners = Vec::new();
+        for (position, route) in routes.iter().enumerate() {
+            arena_passages.extend(route.fixed.iter().cloned());
+            arena_owners.extend(std::iter::repeat_n(Some(position), route.fixed.len()));
+        }
+        arena_passages.extend(hub_passages.iter().cloned());
+        arena_owners.extend(std::iter::repeat_n(None, hub_passages.len()));
+        let arena = Index::new(arena_passages, &analyzer);
         let hub = Index::new(hub_passages, &analyzer);
         Self {
             analyzer,
             routes,
             hub,
+            arena,
+            arena_owners,
             gate: Gate::TUNED,
             with_data: Mutex::new(HashMap::new()),
         }
@@ -424,6 +442,7 @@ impl Help {
             // question is about that page.
             .map(|other| other.index.signals(&terms).coverage)
             .fold(0.0, f64::max);
+        (signals.rival_ratio, signals.hub_ratio) = self.rivals(route, &terms);
         let best = self.gate.admits(&signals).then_some(signals.best).flatten();
         let Some(best) = best else {
             return fallback(signals);
@@ -456,6 +475,34 @@ impl Help {
             },
             signals,
         ))
+    }
+
+    /// How far the best passage of another page, and of the Knowledge Hub,
+    /// outscores the route's own best in the arena.
+    fn rivals(&self, route: &Route, terms: &[String]) -> (f64, f64) {
+        let position = self
+            .routes
+            .iter()
+            .position(|r| std::ptr::eq(r, route))
+            .expect("the route is one of ours");
+        let (mut own, mut rival, mut hub) = (0.0_f64, 0.0_f64, 0.0_f64);
+        for (score, owner) in self.arena.scores(terms).into_iter().zip(&self.arena_owners) {
+            match owner {
+                Some(p) if *p == position => own = own.max(score),
+                Some(_) => rival = rival.max(score),
+                None => hub = hub.max(score),
+            }
+        }
+        let ratio = |other: f64| {
+            if own > 0.0 {
+                other / own
+            } else if other > 0.0 {
+                f64::INFINITY
+            } else {
+                0.0
+            }
+        };
+        (ratio(rival), ratio(hub))
     }
 
     /// The route's index with `page_data` added, built once per distinct
