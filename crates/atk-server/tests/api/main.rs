@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod client_address;
 mod cluster;
+mod frame;
 mod helpers;
 mod keys;
 mod lifecycle;

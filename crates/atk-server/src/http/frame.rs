@@ -1,0 +1,243 @@
+//! The frame around every request, as one layer: the request id (the
+//! client's, or a new one) on the request and its response, the request's
+//! span and response log line, the panic guard, `Cache-Control: no-store`,
+//! and the request counter of `/metrics`.
+//!
+//! These were six tower-http and axum layers, each with its own future
+//! around the next; product backends call verify on every request they
+//! serve, and on that path the nesting cost more than the work. One future
+//! polls the route and then does the bookkeeping once.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use atk_core::secret::Pepper;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use pin_project_lite::pin_project;
+use tracing::Span;
+
+use super::auth::AdminCredential;
+use super::error::ApiError;
+use crate::metrics::{HttpLabels, Metrics};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Routes whose requests are logged at debug level (see [`request_span`]).
+const QUIET_ROUTES: [&str; 4] = ["/v1/keys/verify", "/healthz", "/readyz", "/metrics"];
+
+/// Wraps each route in a [`Frame`].
+#[derive(Debug, Clone)]
+pub struct FrameLayer(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    ids: RequestIds,
+    metrics: Arc<Metrics>,
+    admin: AdminCredential,
+    pepper: Pepper,
+}
+
+impl FrameLayer {
+    /// `admin` and `pepper` tell a client's request id that is the admin
+    /// token from one that may be logged.
+    pub fn new(metrics: Arc<Metrics>, admin: AdminCredential, pepper: Pepper) -> Self {
+        Self(Arc::new(Shared {
+            ids: RequestIds::new(),
+            metrics,
+            admin,
+            pepper,
+        }))
+    }
+}
+
+impl<S> tower::Layer<S> for FrameLayer {
+    type Service = Frame<S>;
+
+    fn layer(&self, inner: S) -> Frame<S> {
+        Frame {
+            inner,
+            shared: self.0.clone(),
+        }
+    }
+}
+
+/// One route inside the frame.
+#[derive(Debug, Clone)]
+pub struct Frame<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> tower::Service<Request> for Frame<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = FrameFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let started = Instant::now();
+        let request_id = match request.headers().get(REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.shared.ids.next();
+                request.headers_mut().insert(REQUEST_ID, id.clone());
+                id
+            }
+        };
+        let path = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str);
+        let route = crate::metrics::route_label(path);
+        let method = crate::metrics::method_label(request.method());
+        let span = request_span(&request, path, &self.shared.admin, &self.shared.pepper);
+        let inner = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        FrameFuture {
+            inner,
+            span,
+            started,
+            request_id: Some(request_id),
+            route,
+            method,
+            metrics: self.shared.metrics.clone(),
+        }
+    }
+}
+
+pin_project! {
+    /// A route's answer, then the frame's bookkeeping.
+    pub struct FrameFuture<F> {
+        #[pin]
+        inner: F,
+        span: Span,
+        started: Instant,
+        request_id: Option<HeaderValue>,
+        route: &'static str,
+        method: &'static str,
+        metrics: Arc<Metrics>,
+    }
+}
+
+impl<F> Future for FrameFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let inner = this.inner;
+        // A handler's panic becomes a 500 in the SPEC's error shape; the
+        // panic hook has already written what happened. The future is not
+        // polled again after it, since this one is then ready.
+        let mut response = match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(response))) => response,
+            Ok(Poll::Ready(Err(never))) => match never {},
+            Err(_) => ApiError::Internal("a request handler panicked".into()).into_response(),
+        };
+        let headers = response.headers_mut();
+        // Nothing this API returns belongs in a shared cache; the create
+        // and rotate responses hold a secret.
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+        if let Some(id) = this.request_id.take() {
+            headers.entry(REQUEST_ID).or_insert(id);
+        }
+        let status = response.status();
+        this.metrics
+            .http_requests
+            .get_or_create(&HttpLabels {
+                route: this.route,
+                method: this.method,
+                status: status.as_u16(),
+            })
+            .inc();
+        log_response(status.as_u16(), this.started.elapsed(), this.span);
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// The span every log line of a request carries. It names the route
+/// template, never the concrete path or query, so nothing a client put in
+/// the URL is logged.
+fn request_span(request: &Request, route: &str, admin: &AdminCredential, pepper: &Pepper) -> Span {
+    // Verifications are the product backends' hot path: their outcomes go
+    // to `/metrics`, and their lines to the debug level only, so a busy
+    // node does not spend its time writing one line per verification.
+    // Probes and scrapes come every few seconds and say nothing new.
+    let quiet = QUIET_ROUTES.contains(&route);
+    if quiet && !tracing::enabled!(tracing::Level::DEBUG) {
+        return Span::none();
+    }
+    // A client may send its own request id; it is logged only when it is
+    // short and is no secret: not key-shaped, and not the admin token
+    // (which an operator may have configured without the `atk_` prefix).
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            id.len() <= 64 && !atk_core::secret::looks_like_secret(id) && !admin.matches(pepper, id)
+        })
+        .unwrap_or("-");
+    if quiet {
+        return tracing::debug_span!("request", method = %request.method(), route, request_id);
+    }
+    tracing::info_span!("request", method = %request.method(), route, request_id)
+}
+
+fn log_response(status: u16, latency: Duration, span: &Span) {
+    let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    // A disabled span is a quiet route's below the debug level: its line
+    // is written only when debug is on. Failures are always logged.
+    if span.is_disabled() && status < 500 {
+        tracing::debug!(status, latency_us, "response");
+    } else {
+        tracing::info!(status, latency_us, "response");
+    }
+}
+
+/// Request ids only need to be unique, not unguessable: a random prefix per
+/// process and a counter, so no request pays for a trip to the OS random
+/// source.
+#[derive(Debug)]
+struct RequestIds {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        Self {
+            prefix: atk_core::secret::random_base62(8),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> HeaderValue {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{n:x}", self.prefix);
+        HeaderValue::from_maybe_shared(axum::body::Bytes::from(id))
+            .expect("base62 and hex digits are a valid header value")
+    }
+}
