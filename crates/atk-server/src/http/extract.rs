@@ -28,7 +28,7 @@ pub struct ApiPath<T>(pub T);
 fn body_deadline_passed(rejection: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(rejection);
     while let Some(error) = cause {
-        if error.is::<tower_http::timeout::TimeoutError>() {
+        if error.is::<super::deadline_body::BodyDeadlinePassed>() {
             return true;
         }
         cause = error.source();

@@ -25,6 +25,7 @@ use pin_project_lite::pin_project;
 use tracing::Span;
 
 use super::auth::AdminCredential;
+use super::deadline_body::DeadlineBody;
 use super::error::ApiError;
 use crate::metrics::{HttpLabels, Metrics};
 
@@ -43,17 +44,25 @@ struct Shared {
     metrics: Arc<Metrics>,
     admin: AdminCredential,
     pepper: Pepper,
+    body_timeout: Duration,
 }
 
 impl FrameLayer {
     /// `admin` and `pepper` tell a client's request id that is the admin
-    /// token from one that may be logged.
-    pub fn new(metrics: Arc<Metrics>, admin: AdminCredential, pepper: Pepper) -> Self {
+    /// token from one that may be logged; a request body must have
+    /// arrived `body_timeout` after the request started.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        admin: AdminCredential,
+        pepper: Pepper,
+        body_timeout: Duration,
+    ) -> Self {
         Self(Arc::new(Shared {
             ids: RequestIds::new(),
             metrics,
             admin,
             pepper,
+            body_timeout,
         }))
     }
 }
@@ -88,8 +97,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
+        let deadline = tokio::time::Instant::from_std(started) + self.shared.body_timeout;
+        let mut request = request.map(|body| DeadlineBody::wrap(body, deadline));
         let request_id = match request.headers().get(REQUEST_ID) {
             Some(id) => id.clone(),
             None => {

@@ -8,6 +8,7 @@ pub mod auth;
 mod catalog;
 pub mod connections;
 pub mod console;
+mod deadline_body;
 pub mod error;
 mod extract;
 mod frame;
@@ -24,7 +25,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use tower_http::timeout::RequestBodyDeadlineLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::service::{Accounts, Service};
@@ -91,6 +91,7 @@ pub fn router(state: AppState, body_timeout: Duration) -> Router {
         state.verifier.metrics_handle(),
         state.admin.clone(),
         state.service.pepper().clone(),
+        body_timeout,
     );
     router
         .nest(console::paths::HOME, console::router())
@@ -101,7 +102,6 @@ pub fn router(state: AppState, body_timeout: Duration) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(RequestBodyDeadlineLayer::new(body_timeout))
         .layer(frame)
         .with_state(state)
 }

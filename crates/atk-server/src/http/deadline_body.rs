@@ -1,0 +1,76 @@
+//! A request body that must have arrived by a deadline (a client that
+//! stalls mid-body gets 408, see `extract.rs`), with the timer armed only
+//! when the body is still on its way: a verify body arrives with its
+//! headers, so it never touches the timer wheel.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a body was cut off.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyDeadlinePassed;
+
+pin_project! {
+    pub struct DeadlineBody {
+        #[pin]
+        body: Body,
+        deadline: Instant,
+        #[pin]
+        timer: Option<Sleep>,
+    }
+}
+
+impl DeadlineBody {
+    /// `body` unchanged when it is already complete (a `GET`), else
+    /// wrapped so that reading it fails after `deadline`.
+    pub fn wrap(body: Body, deadline: Instant) -> Body {
+        if body.is_end_stream() {
+            return body;
+        }
+        Body::new(Self {
+            body,
+            deadline,
+            timer: None,
+        })
+    }
+}
+
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        if let Poll::Ready(frame) = this.body.poll_frame(cx) {
+            return Poll::Ready(frame.map(|result| result.map_err(Into::into)));
+        }
+        if this.timer.is_none() {
+            this.timer
+                .set(Some(tokio::time::sleep_until(*this.deadline)));
+        }
+        match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Some(Err(Box::new(BodyDeadlinePassed)))),
+            _ => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
