@@ -41,6 +41,10 @@ pub(crate) enum Pool {
 /// has, through the store's breaker: refused at once while the database is
 /// known to be unreachable, and teaching the breaker by its outcome.
 /// `$body` may use `?`; its errors end the block, not the caller.
+/// Rows per statement when usage sums are added: six parameters each stays
+/// far below SQLite's 32,766 and PostgreSQL's 65,535.
+const USAGE_ROWS_PER_STATEMENT: usize = 1_000;
+
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {{
         let store = &$store;
@@ -858,31 +862,42 @@ impl Store for SqlStore {
             .rows_affected()
                 == 1;
             if first_time {
-                for count in &batch.counts {
-                    sqlx::query(
-                        "INSERT INTO usage_counts (key_id, project_id, action, code, hour, count) \
-                         VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (key_id, action, code, hour) \
+                // Many rows per statement: one statement per counter made
+                // a flush of a million keys' sums take minutes on SQLite,
+                // and a stopping node waits for its flush.
+                for chunk in batch.counts.chunks(USAGE_ROWS_PER_STATEMENT) {
+                    let mut insert = sqlx::QueryBuilder::new(
+                        "INSERT INTO usage_counts (key_id, project_id, action, code, hour, count) ",
+                    );
+                    insert.push_values(chunk, |mut row, count| {
+                        row.push_bind(count.key_id.as_str())
+                            .push_bind(count.project_id.as_str())
+                            .push_bind(count.action.unwrap_or(""))
+                            .push_bind(count.code.as_str())
+                            .push_bind(millis(count.hour))
+                            .push_bind(i64::try_from(count.count).unwrap_or(i64::MAX));
+                    });
+                    // The counters of a batch are distinct, as one
+                    // statement's conflicting rows must be.
+                    insert.push(
+                        " ON CONFLICT (key_id, action, code, hour) \
                          DO UPDATE SET count = usage_counts.count + excluded.count",
-                    )
-                    .bind(count.key_id.as_str())
-                    .bind(count.project_id.as_str())
-                    .bind(count.action.unwrap_or(""))
-                    .bind(count.code.as_str())
-                    .bind(millis(count.hour))
-                    .bind(i64::try_from(count.count).unwrap_or(i64::MAX))
-                    .execute(&mut *tx)
-                    .await?;
+                    );
+                    insert.build().execute(&mut *tx).await?;
                 }
-                for (key_id, at) in &batch.last_used {
-                    sqlx::query(
-                        "UPDATE api_keys SET last_used_at = $1 \
-                         WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
-                    )
-                    .bind(millis(*at))
-                    .bind(key_id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                for chunk in batch.last_used.chunks(USAGE_ROWS_PER_STATEMENT) {
+                    // `column1` and `column2` are what both SQLite and
+                    // PostgreSQL call a VALUES list's columns.
+                    let mut update =
+                        sqlx::QueryBuilder::new("UPDATE api_keys SET last_used_at = used.column2 FROM (");
+                    update.push_values(chunk, |mut row, (key_id, at)| {
+                        row.push_bind(key_id.as_str()).push_bind(millis(*at));
+                    });
+                    update.push(
+                        ") AS used WHERE api_keys.id = used.column1 \
+                         AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < used.column2)",
+                    );
+                    update.build().execute(&mut *tx).await?;
                 }
                 // A retry comes within seconds; a day of applied ids is
                 // ample, and keeps the table small.

@@ -63,6 +63,7 @@ conformance!(
     audit_events_page_newest_first_and_filter_by_action,
     audit_events_cannot_be_updated_or_deleted,
     usage_counts_add_up_across_batches_and_move_last_used_forward_and_a_batch_counts_once,
+    a_batch_of_thousands_of_keys_is_added_whole,
     a_link_is_spent_once_and_creates_the_account_with_its_roles_and_events,
     of_two_concurrent_redemptions_of_one_link_exactly_one_succeeds,
     an_expired_link_or_one_of_another_purpose_cannot_be_redeemed,
@@ -761,6 +762,53 @@ async fn audit_events_cannot_be_updated_or_deleted(store: &SqlStore) {
         .unwrap();
     assert_eq!(events.items.len(), 1);
     assert_eq!(events.items[0].actor, Actor::admin());
+}
+
+async fn a_batch_of_thousands_of_keys_is_added_whole(store: &SqlStore) {
+    let id = project(store, "bulk_usage").await;
+    // More keys than one statement carries, so the batch spans several.
+    let mut records = Vec::new();
+    for _ in 0..2_500 {
+        records.push(key(&id, t0()));
+    }
+    for record in &records {
+        insert(store, record).await.unwrap();
+    }
+    let used = t0() + TimeDelta::minutes(5);
+    let batch = UsageBatch {
+        id: "bulk".into(),
+        made_at: t0(),
+        counts: records
+            .iter()
+            .enumerate()
+            .map(|(n, record)| UsageCount {
+                key_id: record.id.clone(),
+                project_id: id.clone(),
+                action: Some("qr.scan.read"),
+                code: VerifyCode::Ok,
+                hour: t0(),
+                count: n as u64 + 1,
+            })
+            .collect(),
+        last_used: records.iter().map(|r| (r.id.clone(), used)).collect(),
+    };
+    store.add_usage(&batch).await.unwrap();
+    for (n, record) in records.iter().enumerate().step_by(499) {
+        let rows = store
+            .usage(&id, &record.id, t0(), t0() + TimeDelta::hours(1))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "key {n}");
+        assert_eq!(rows[0].count, n as u64 + 1, "key {n}");
+        let stored = store.get_key(&id, &record.id).await.unwrap().unwrap();
+        assert_eq!(stored.last_used_at, Some(used), "key {n}");
+    }
+    let last = records.last().unwrap();
+    let rows = store
+        .usage(&id, &last.id, t0(), t0() + TimeDelta::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(rows[0].count, 2_500);
 }
 
 async fn usage_counts_add_up_across_batches_and_move_last_used_forward_and_a_batch_counts_once(
