@@ -250,7 +250,8 @@ impl Pending {
             taken.push(key_id.clone());
         }
         // Sorted, so two nodes flushing the same counters lock the rows in
-        // the same order and cannot deadlock each other.
+        // the same order and cannot deadlock each other (the store locks
+        // the keys' rows in key order too).
         let mut counts: Vec<UsageCount> = Vec::with_capacity(counters);
         let mut last_used: Vec<(KeyId, DateTime<Utc>)> = Vec::with_capacity(taken.len());
         for key_id in taken {

@@ -37,14 +37,14 @@ pub(crate) enum Pool {
     Postgres(PgPool),
 }
 
-/// Runs `$body` with `$pool` bound to whichever driver's pool this store
-/// has, through the store's breaker: refused at once while the database is
-/// known to be unreachable, and teaching the breaker by its outcome.
-/// `$body` may use `?`; its errors end the block, not the caller.
 /// Rows per statement when usage sums are added: six parameters each stays
 /// far below SQLite's 32,766 and PostgreSQL's 65,535.
 const USAGE_ROWS_PER_STATEMENT: usize = 1_000;
 
+/// Runs `$body` with `$pool` bound to whichever driver's pool this store
+/// has, through the store's breaker: refused at once while the database is
+/// known to be unreachable, and teaching the breaker by its outcome.
+/// `$body` may use `?`; its errors end the block, not the caller.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {{
         let store = &$store;
@@ -849,6 +849,7 @@ impl Store for SqlStore {
     }
 
     async fn add_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+        let postgres = matches!(self.pool, Pool::Postgres(_));
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let first_time = sqlx::query(
@@ -886,6 +887,19 @@ impl Store for SqlStore {
                     insert.build().execute(&mut *tx).await?;
                 }
                 for chunk in batch.last_used.chunks(USAGE_ROWS_PER_STATEMENT) {
+                    // PostgreSQL locks an UPDATE ... FROM's rows in whatever
+                    // order its plan visits them; locking them first, in
+                    // key order, keeps two nodes flushing the same keys from
+                    // deadlocking (SQLite has one writer at a time).
+                    if postgres {
+                        let mut lock = sqlx::QueryBuilder::new("SELECT id FROM api_keys WHERE id IN (");
+                        let mut ids = lock.separated(", ");
+                        for (key_id, _) in chunk {
+                            ids.push_bind(key_id.as_str());
+                        }
+                        lock.push(") ORDER BY id FOR UPDATE");
+                        lock.build().execute(&mut *tx).await?;
+                    }
                     // `column1` and `column2` are what both SQLite and
                     // PostgreSQL call a VALUES list's columns.
                     let mut update =

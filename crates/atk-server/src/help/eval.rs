@@ -440,8 +440,10 @@ pub fn tune(help: &mut Help, items: &[Item], now: DateTime<Utc>) -> (Gate, usize
     // on the grid also score well sits on a plateau rather than a spike,
     // and is likelier to hold on questions it has not seen.
     let top = scores.values().copied().max().unwrap_or(0);
-    let plateau = |at: &[usize; 6]| -> usize {
-        let mut sum = 0;
+    // The mean over the neighbours there are, so a gate at the grid's edge
+    // (fewer neighbours) is not at a disadvantage.
+    let plateau = |at: &[usize; 6]| -> u64 {
+        let (mut sum, mut neighbours) = (0, 0);
         for axis in 0..6 {
             for step in [-1isize, 1] {
                 let mut near = *at;
@@ -450,9 +452,11 @@ pub fn tune(help: &mut Help, items: &[Item], now: DateTime<Utc>) -> (Gate, usize
                     _ => continue,
                 }
                 sum += scores[&near];
+                neighbours += 1;
             }
         }
-        sum
+        // In thousandths, so gates compare as integers.
+        (sum * 1000 / neighbours.max(1)) as u64
     };
     let mut tops: Vec<&[usize; 6]> = scores
         .iter()

@@ -442,7 +442,14 @@ impl Help {
             // question is about that page.
             .map(|other| other.index.signals(&terms).coverage)
             .fold(0.0, f64::max);
-        (signals.rival_ratio, signals.hub_ratio) = self.rivals(route, &terms);
+        // The arena holds no project's data: a question this project's data
+        // answers has no rival there to lose to.
+        let answered_by_data = signals
+            .best
+            .is_some_and(|best| index.passages()[best].kind == SourceKind::PageData);
+        if !answered_by_data {
+            (signals.rival_ratio, signals.hub_ratio) = self.rivals(route, &terms);
+        }
         let best = self.gate.admits(&signals).then_some(signals.best).flatten();
         let Some(best) = best else {
             return fallback(signals);

@@ -74,3 +74,45 @@ impl HttpBody for DeadlineBody {
         self.body.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A body that never sends anything.
+    struct Stalled;
+
+    impl HttpBody for Stalled {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_fails_at_its_deadline_and_one_already_here_is_read() {
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let stalled = DeadlineBody::wrap(Body::new(Stalled), deadline);
+        let error = axum::body::to_bytes(stalled, 1024).await.unwrap_err();
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        let mut found = false;
+        while let Some(error) = cause {
+            found |= error.is::<BodyDeadlinePassed>();
+            cause = error.source();
+        }
+        assert!(found, "{error:?}");
+        assert!(Instant::now() >= deadline);
+
+        let here = DeadlineBody::wrap(Body::from("{\"key\":\"x\"}"), deadline);
+        assert_eq!(
+            axum::body::to_bytes(here, 1024).await.unwrap(),
+            "{\"key\":\"x\"}"
+        );
+    }
+}

@@ -163,7 +163,10 @@ where
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(Ok(response))) => response,
             Ok(Poll::Ready(Err(never))) => match never {},
-            Err(_) => ApiError::Internal("a request handler panicked".into()).into_response(),
+            Err(_) => {
+                tracing::error!("a request handler panicked");
+                ApiError::Internal("a request handler panicked".into()).into_response()
+            }
         };
         let headers = response.headers_mut();
         // Nothing this API returns belongs in a shared cache; the create
@@ -183,7 +186,13 @@ where
                 status: status.as_u16(),
             })
             .inc();
-        log_response(status.as_u16(), this.started.elapsed(), this.span);
+        log_response(
+            status.as_u16(),
+            this.started.elapsed(),
+            this.span,
+            this.route,
+            this.method,
+        );
         Poll::Ready(Ok(response))
     }
 }
@@ -217,14 +226,23 @@ fn request_span(request: &Request, route: &str, admin: &AdminCredential, pepper:
     tracing::info_span!("request", method = %request.method(), route, request_id)
 }
 
-fn log_response(status: u16, latency: Duration, span: &Span) {
+fn log_response(
+    status: u16,
+    latency: Duration,
+    span: &Span,
+    route: &'static str,
+    method: &'static str,
+) {
     let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-    // A disabled span is a quiet route's below the debug level: its line
-    // is written only when debug is on. Failures are always logged.
-    if span.is_disabled() && status < 500 {
-        tracing::debug!(status, latency_us, "response");
-    } else {
-        tracing::info!(status, latency_us, "response");
+    match (status >= 500, span.is_disabled()) {
+        // A quiet route's span is off below the debug level: its failure
+        // line names the route itself, so it can still be told apart.
+        (true, true) => tracing::error!(status, latency_us, route, method, "response failed"),
+        (true, false) => tracing::error!(status, latency_us, "response failed"),
+        // A disabled span is a quiet route's below the debug level: its
+        // line is written only when debug is on.
+        (false, true) => tracing::debug!(status, latency_us, "response"),
+        (false, false) => tracing::info!(status, latency_us, "response"),
     }
 }
 
@@ -250,5 +268,44 @@ impl RequestIds {
         let id = format!("{}-{n:x}", self.prefix);
         HeaderValue::from_maybe_shared(axum::body::Bytes::from(id))
             .expect("base62 and hex digits are a valid header value")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atk_core::secret::SecretHash;
+    use tower::{Layer, ServiceExt};
+
+    fn frame() -> FrameLayer {
+        FrameLayer::new(
+            Arc::new(Metrics::new()),
+            AdminCredential::from_hash(SecretHash([7; 32])),
+            Pepper::from_bytes(&[9; 32]).unwrap(),
+            Duration::from_secs(10),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_in_the_error_shape_with_the_frames_headers() {
+        let route = tower::service_fn(|_: Request| async {
+            if true {
+                panic!("boom");
+            }
+            Ok::<Response, Infallible>(Response::default())
+        });
+        let response = frame()
+            .layer(route)
+            .oneshot(Request::new(axum::body::Body::empty()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert!(response.headers().contains_key("x-request-id"));
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal", "{body}");
     }
 }
