@@ -13,7 +13,6 @@ pub mod sources;
 pub mod text;
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 pub use atk_api::help::{HelpAnswer, RelatedSurface, RouteInfo, SourceEntry, SourceQuote};
@@ -136,8 +135,11 @@ pub struct Help {
     /// A route's index with one project's page data added, by route and
     /// data: page data changes seldom, and building the index is most of
     /// what a question costs.
-    with_data: Mutex<HashMap<u64, Arc<Index>>>,
+    with_data: Mutex<HashMap<DataKey, Arc<Index>>>,
 }
+
+/// A route id and the page data added to its index.
+type DataKey = (String, Vec<Passage>);
 
 /// How many route-and-page-data indexes are kept before starting afresh.
 const KEPT_DATA_INDEXES: usize = 256;
@@ -515,10 +517,9 @@ impl Help {
     /// The route's index with `page_data` added, built once per distinct
     /// data.
     fn index_with_data(&self, route: &Route, page_data: Vec<Passage>) -> Arc<Index> {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        route.entry.id.hash(&mut hasher);
-        page_data.hash(&mut hasher);
-        let key = hasher.finish();
+        // Keyed by the data itself, not a hash of it: a collision must not
+        // answer one project's question from another project's data.
+        let key = (route.entry.id.clone(), page_data);
         let cached = self
             .with_data
             .lock()
@@ -528,7 +529,7 @@ impl Help {
         if let Some(index) = cached {
             return index;
         }
-        let index = Arc::new(route.index.with(page_data, &self.analyzer));
+        let index = Arc::new(route.index.with(key.1.clone(), &self.analyzer));
         let mut kept = self
             .with_data
             .lock()
