@@ -297,9 +297,7 @@ impl Index {
             .filter(|term| self.document_frequency.contains_key(**term))
             .count();
         none.unknown = 1.0 - known as f64 / unique.len() as f64;
-        // In a fixed order, so sums (and ties) come out the same every run.
-        let mut weighted: Vec<(&str, f64)> = unique.iter().map(|t| (*t, self.idf(t))).collect();
-        weighted.sort_by(|a, b| a.0.cmp(b.0));
+        let weighted = self.weighted(&unique);
         let mut scored: Vec<(usize, f64)> = (0..self.passages.len())
             .map(|i| (i, self.score(i, &weighted)))
             .filter(|(_, score)| *score > 0.0)
@@ -336,12 +334,19 @@ impl Index {
         }
     }
 
+    /// Each distinct term with its idf, in a fixed order, so sums (and
+    /// ties) come out the same every run.
+    fn weighted<'t>(&self, unique: &HashSet<&'t str>) -> Vec<(&'t str, f64)> {
+        let mut weighted: Vec<(&str, f64)> = unique.iter().map(|t| (*t, self.idf(t))).collect();
+        weighted.sort_by(|a, b| a.0.cmp(b.0));
+        weighted
+    }
+
     /// Every passage's score for the question's terms (0 where none of
     /// them occurs).
     pub fn scores(&self, terms: &[String]) -> Vec<f64> {
         let unique: HashSet<&str> = terms.iter().map(String::as_str).collect();
-        let mut weighted: Vec<(&str, f64)> = unique.iter().map(|t| (*t, self.idf(t))).collect();
-        weighted.sort_by(|a, b| a.0.cmp(b.0));
+        let weighted = self.weighted(&unique);
         (0..self.passages.len())
             .map(|i| self.score(i, &weighted))
             .collect()
