@@ -140,10 +140,12 @@ class Process:
             sys.exit(f"{argv[0]} did not start")
         threading.Thread(target=lambda: [None for _ in self.process.stdout], daemon=True).start()
 
-    def rss_mib(self):
+    def rss_mib(self, field="VmRSS"):
+        """Resident memory (`RssAnon`: the heap alone, not the mapped
+        binary and files)."""
         with open(f"/proc/{self.process.pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
         return 0.0
 
@@ -387,6 +389,19 @@ def rss(args, work):
         print(f"verified for {time.perf_counter() - started:.0f} s at {rps:.0f}/s: {codes}")
         print(f"key cache misses (each key read once, then cached): {misses:.0f}")
         print(f"RSS after start: {start_rss:.0f} MiB; with {args.rss} keys verified: {deployment.server.rss_mib():.0f} MiB")
+        # The sums of a million distinct keys wait in memory until the store
+        # took them; the cache's own cost is what stays once they have.
+        waited = time.perf_counter()
+        while deployment.metric("atk_usage_pending_keys") > 0 and time.perf_counter() - waited < 300:
+            time.sleep(0.5)
+        print(f"usage saved after {time.perf_counter() - waited:.0f} s more; "
+              f"RSS: {deployment.server.rss_mib():.0f} MiB (heap {deployment.server.rss_mib('RssAnon'):.0f} MiB)")
+        # At rest: the node hands freed memory back every 10 s
+        # (atk_server::memory), so what stays is what it holds.
+        time.sleep(11)
+        cached = deployment.metric('atk_verifier_cache_entries{cache="keys"}')
+        print(f"at rest, with {cached:.0f} keys cached: RSS {deployment.server.rss_mib():.0f} MiB "
+              f"(heap {deployment.server.rss_mib('RssAnon'):.0f} MiB)")
         # Stopping saves every usage sum still in memory: one per key here.
         stopping = time.perf_counter()
         deployment.stop()

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::catalog::{Action, Catalog, Product};
 use crate::entitlement::{Entitlement, EntitlementBlock, EntitlementStatus, blocks};
-use crate::key::{KeyRecord, KeyStatus, text_enum};
+use crate::key::{KeyStatus, VerifiableKey, text_enum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -98,7 +98,7 @@ pub struct VerifyContext<'a> {
 /// the action. Status, then the IP allowlist, then the origin. `None`: go
 /// on (to the rate limit, then [`check_action`]).
 pub fn check_key(
-    key: &KeyRecord,
+    key: &VerifiableKey,
     context: &VerifyContext<'_>,
     now: DateTime<Utc>,
 ) -> Option<Decision> {
@@ -145,7 +145,7 @@ pub enum ActionCheck<'c> {
 /// `action` is the catalog's entry for the requested action, looked up
 /// once by the caller (an action outside the catalog is a bad request).
 pub fn check_action<'c>(
-    key: &KeyRecord,
+    key: &VerifiableKey,
     action: Option<(&'c Product, &'c Action)>,
 ) -> ActionCheck<'c> {
     let Some((product, action)) = action else {
@@ -198,7 +198,7 @@ pub fn check_entitlement(
 /// verifier runs the stages itself, with its limiter between them).
 pub fn decide(
     catalog: &Catalog,
-    key: &KeyRecord,
+    key: &VerifiableKey,
     context: &VerifyContext<'_>,
     entitlement: Option<&Entitlement>,
     now: DateTime<Utc>,
@@ -236,8 +236,8 @@ mod tests {
     use crate::secret::SecretHash;
     use chrono::TimeDelta;
 
-    fn key(scopes: &[&str], now: DateTime<Utc>) -> KeyRecord {
-        KeyRecord {
+    fn key(scopes: &[&str], now: DateTime<Utc>) -> VerifiableKey {
+        crate::key::KeyRecord {
             id: KeyId::generate(),
             project_id: ProjectId::parse("project_identity_demo").unwrap(),
             name: DisplayName::parse("k").unwrap(),
@@ -258,6 +258,7 @@ mod tests {
             allowed_ips: Default::default(),
             rate_limit: None,
         }
+        .into()
     }
 
     fn for_action(action: Option<&str>) -> VerifyContext<'_> {
@@ -272,7 +273,7 @@ mod tests {
         let now = Utc::now();
         let mut k = key(&["qr.scan.read"], now);
         k.allowed_ips = crate::limits::IpAllowlist::parse(&["10.1.0.0/16"]).unwrap();
-        let at = |k: &KeyRecord, ip: Option<&str>| {
+        let at = |k: &VerifiableKey, ip: Option<&str>| {
             let context = VerifyContext {
                 action: Some("qr.scan.read"),
                 client_ip: ip.map(|ip| ip.parse().unwrap()),

@@ -47,20 +47,24 @@ impl ProjectId {
 }
 
 /// `key_` + 22 base62 characters (about 131 random bits): unguessable, so a
-/// key id alone reveals nothing about which keys exist.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// key id alone reveals nothing about which keys exist. Held inline (no
+/// allocation): a node caches a million keys and counts usage by key id,
+/// so a clone is a copy of 26 bytes.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct KeyId(String);
+pub struct KeyId([u8; KEY_ID_LEN]);
 
 const KEY_ID_PREFIX: &str = "key_";
 const KEY_ID_RANDOM_LEN: usize = 22;
+const KEY_ID_LEN: usize = KEY_ID_PREFIX.len() + KEY_ID_RANDOM_LEN;
 
 impl KeyId {
     pub fn generate() -> Self {
-        Self(format!(
+        Self::parse(&format!(
             "{KEY_ID_PREFIX}{}",
             random_base62(KEY_ID_RANDOM_LEN)
         ))
+        .expect("a generated key id has the key id shape")
     }
 
     pub fn parse(text: &str) -> Result<Self, IdError> {
@@ -69,14 +73,41 @@ impl KeyId {
                 if rest.len() == KEY_ID_RANDOM_LEN
                     && rest.bytes().all(|b| b.is_ascii_alphanumeric()) =>
             {
-                Ok(Self(text.to_owned()))
+                let mut bytes = [0; KEY_ID_LEN];
+                bytes.copy_from_slice(text.as_bytes());
+                Ok(Self(bytes))
             }
             _ => Err(IdError::KeyId),
         }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        std::str::from_utf8(&self.0).expect("a key id is ASCII by construction")
+    }
+}
+
+impl std::fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("KeyId").field(&self.as_str()).finish()
+    }
+}
+
+impl TryFrom<String> for KeyId {
+    type Error = IdError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<KeyId> for String {
+    fn from(value: KeyId) -> String {
+        value.as_str().to_owned()
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -201,7 +232,7 @@ macro_rules! string_newtype_impls {
         }
     )+};
 }
-string_newtype_impls!(ProjectId, KeyId, DisplayName, AccountId, Email);
+string_newtype_impls!(ProjectId, DisplayName, AccountId, Email);
 
 #[cfg(test)]
 mod tests {

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -113,6 +115,60 @@ text_enum!(KeyStatus {
     Revoked => "revoked",
 });
 
+fn status_at(
+    revoked_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> KeyStatus {
+    if revoked_at.is_some_and(|revoked| revoked <= now) {
+        KeyStatus::Revoked
+    } else if expires_at.is_some_and(|expires| expires <= now) {
+        KeyStatus::Expired
+    } else {
+        KeyStatus::Active
+    }
+}
+
+/// What verifying a key reads of it, and all the verifier caches: a node
+/// holds a million of these, so the name, preview, lineage and timestamps
+/// that only the console shows stay in the store. The project id and the
+/// scope list are shared (`Arc`), so keys of one project can hold one copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiableKey {
+    pub id: KeyId,
+    pub project_id: Arc<ProjectId>,
+    pub kind: KeyKind,
+    pub environment: Environment,
+    pub scopes: Arc<[String]>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub allowed_ips: crate::limits::IpAllowlist,
+    pub rate_limit: Option<crate::limits::RateLimit>,
+}
+
+impl VerifiableKey {
+    /// The same status as [`KeyRecord::status_at`].
+    pub fn status_at(&self, now: DateTime<Utc>) -> KeyStatus {
+        status_at(self.revoked_at, self.expires_at, now)
+    }
+}
+
+impl From<KeyRecord> for VerifiableKey {
+    fn from(key: KeyRecord) -> Self {
+        Self {
+            id: key.id,
+            project_id: Arc::new(key.project_id),
+            kind: key.kind,
+            environment: key.environment,
+            scopes: key.scopes.into(),
+            expires_at: key.expires_at,
+            revoked_at: key.revoked_at,
+            allowed_ips: key.allowed_ips,
+            rate_limit: key.rate_limit,
+        }
+    }
+}
+
 /// A key as the store keeps it: a keyed hash and a preview, never the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
@@ -146,13 +202,7 @@ impl KeyRecord {
     /// Status is derived, never stored, so a key stops at `expires_at` exactly,
     /// with no sweeper involved.
     pub fn status_at(&self, now: DateTime<Utc>) -> KeyStatus {
-        if self.revoked_at.is_some_and(|revoked| revoked <= now) {
-            KeyStatus::Revoked
-        } else if self.expires_at.is_some_and(|expires| expires <= now) {
-            KeyStatus::Expired
-        } else {
-            KeyStatus::Active
-        }
+        status_at(self.revoked_at, self.expires_at, now)
     }
 
     pub fn preview_at(&self, now: DateTime<Utc>) -> PreviewRow {
@@ -210,6 +260,19 @@ pub struct PreviewRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verifiable_key_stays_small_enough_to_cache_a_million() {
+        // A node caches up to a million of these inline; each byte here is
+        // a megabyte there. The key id is inline, the project id and the
+        // scope list are shared.
+        assert!(
+            std::mem::size_of::<VerifiableKey>() <= 104,
+            "{}",
+            std::mem::size_of::<VerifiableKey>()
+        );
+        assert_eq!(std::mem::size_of::<KeyId>(), 26);
+    }
 
     #[test]
     fn every_enum_value_round_trips_through_its_stored_text() {

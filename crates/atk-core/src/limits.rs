@@ -29,9 +29,10 @@ pub enum LimitError {
     Seconds,
 }
 
-/// The networks a key may be used from. Empty: anywhere.
+/// The networks a key may be used from. Empty: anywhere. A boxed slice,
+/// not a `Vec`: every cached key holds one, nearly always empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct IpAllowlist(Vec<IpNet>);
+pub struct IpAllowlist(Box<[IpNet]>);
 
 impl IpAllowlist {
     /// Parses CIDR networks; a bare address means that one address. Host
@@ -54,7 +55,7 @@ impl IpAllowlist {
                 networks.push(network);
             }
         }
-        Ok(Self(networks))
+        Ok(Self(networks.into_boxed_slice()))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -10,6 +10,8 @@ pub mod help;
 pub mod http;
 /// Each key's own rate limit, per node, in bounded memory.
 pub mod limiter;
+/// Hands freed heap memory back to the operating system.
+pub mod memory;
 /// `GET /metrics`: what the service counts, in Prometheus text format.
 pub mod metrics;
 /// Application services shared by HTTP and CLI: projects, entitlements, keys.

@@ -126,6 +126,7 @@ pub struct Metrics {
     cache_hits: [Counter; 2],
     cache_misses: [Counter; 2],
     cache_evictions: [Counter; 2],
+    cache_entries: [Gauge; 2],
     /// Well-formed keys refused by the membership filter with no query.
     pub unknown_keys_filtered: Counter,
     pub filter_keys: Gauge,
@@ -134,6 +135,8 @@ pub struct Metrics {
     pub feed_reconnects: Counter,
     pub feed_received: Counter,
     pub usage_queue_depth: Gauge,
+    /// Keys whose usage sums wait for the store.
+    pub usage_pending_keys: Gauge,
     pub usage_flush_seconds: Histogram,
     pub http_requests: Family<HttpLabels, Counter>,
 }
@@ -196,6 +199,14 @@ impl Metrics {
             "verifier_cache_evictions",
             "Entries evicted for size or age (not for announced changes)",
         );
+        let entries_family = Family::<CacheLabel, Gauge>::default();
+        let cache_entries =
+            caches.map(|cache| entries_family.get_or_create(&CacheLabel { cache }).clone());
+        registry.register(
+            "verifier_cache_entries",
+            "Entries the verifier cache holds",
+            entries_family,
+        );
         let unknown_keys_filtered = Counter::default();
         registry.register(
             "unknown_keys_filtered",
@@ -245,6 +256,12 @@ impl Metrics {
             "Verifications waiting to be summed into usage counters",
             usage_queue_depth.clone(),
         );
+        let usage_pending_keys = Gauge::default();
+        registry.register(
+            "usage_pending_keys",
+            "Keys whose usage sums wait to be written to the store",
+            usage_pending_keys.clone(),
+        );
         let usage_flush_seconds = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));
         registry.register(
             "usage_flush_duration_seconds",
@@ -264,6 +281,7 @@ impl Metrics {
             cache_hits,
             cache_misses,
             cache_evictions,
+            cache_entries,
             unknown_keys_filtered,
             filter_keys,
             store_queries,
@@ -271,6 +289,7 @@ impl Metrics {
             feed_reconnects,
             feed_received,
             usage_queue_depth,
+            usage_pending_keys,
             usage_flush_seconds,
             http_requests,
         }
@@ -294,6 +313,10 @@ impl Metrics {
 
     pub fn cache_evicted(&self, cache: CacheName) {
         self.cache_evictions[cache as usize].inc();
+    }
+
+    pub fn set_cache_entries(&self, cache: CacheName, entries: u64) {
+        self.cache_entries[cache as usize].set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
 
     pub fn store_query(&self, query: StoreQuery) {

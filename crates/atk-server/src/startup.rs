@@ -250,6 +250,7 @@ impl Application {
             store = self.services.store.backend_name(),
             "listening"
         );
+        let trimmer = crate::memory::spawn_trimmer();
         let (stopping, mut stop_requested) = tokio::sync::watch::channel(false);
         // Connect info gives the audit log each change's source address.
         let server = crate::http::connections::serve(
@@ -279,6 +280,7 @@ impl Application {
                 );
             }
         }
+        trimmer.abort();
         let saved = self.services.shutdown().await;
         if !saved {
             return Err(std::io::Error::other("usage counts could not be saved"));

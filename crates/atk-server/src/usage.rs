@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::metrics::Metrics;
 use atk_core::decision::VerifyCode;
 use atk_core::ids::{KeyId, ProjectId};
-use atk_core::key::KeyRecord;
+use atk_core::key::VerifiableKey;
 use atk_store::{Store, UsageBatch, UsageCount};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
@@ -54,7 +54,7 @@ type Tallies = HashMap<KeyId, KeyTally, FastHash>;
 /// One key's sums: by action, code and hour (whole hours since the epoch,
 /// turned into instants only when a batch is made).
 struct KeyTally {
-    project_id: ProjectId,
+    project_id: Arc<ProjectId>,
     last_used: DateTime<Utc>,
     counts: HashMap<(Option<&'static str>, VerifyCode, i64), u64, FastHash>,
 }
@@ -63,7 +63,7 @@ struct KeyTally {
 /// case); a new key copies its ids once per drain.
 fn add(
     tallies: &mut Tallies,
-    key: &KeyRecord,
+    key: &VerifiableKey,
     action: Option<&'static str>,
     code: VerifyCode,
     at: DateTime<Utc>,
@@ -175,7 +175,7 @@ impl UsageRecorder {
     /// wakes anyone.
     pub fn record(
         &self,
-        key: &KeyRecord,
+        key: &VerifiableKey,
         action: Option<&'static str>,
         code: VerifyCode,
         at: DateTime<Utc>,
@@ -234,6 +234,15 @@ impl Pending {
         self.keys.is_empty()
     }
 
+    /// Keys with sums not yet acknowledged by the store.
+    fn key_count(&self) -> usize {
+        self.keys.len()
+            + self
+                .unacknowledged
+                .as_ref()
+                .map_or(0, |batch| batch.last_used.len())
+    }
+
     /// Freezes the sums of some keys, at most [`MAX_BATCH_COUNTERS`]
     /// counters unless one key alone has more, into a batch with a new id.
     /// The rest waits for the next batch of the same flush: one huge
@@ -260,7 +269,7 @@ impl Pending {
             for ((action, code, hour), count) in tally.counts {
                 counts.push(UsageCount {
                     key_id: key_id.clone(),
-                    project_id: tally.project_id.clone(),
+                    project_id: (*tally.project_id).clone(),
                     action,
                     code,
                     hour: DateTime::from_timestamp(hour * 3600, 0)
@@ -343,6 +352,9 @@ async fn aggregate(
                     pending.flush(store.as_ref(), &metrics).await;
                     last_flush = Instant::now();
                 }
+                metrics
+                    .usage_pending_keys
+                    .set(i64::try_from(pending.key_count()).unwrap_or(i64::MAX));
             }
             command = commands.recv() => match command {
                 // Every verification recorded before the command was sent

@@ -333,7 +333,7 @@ async fn a_usage_flush_whose_acknowledgement_was_lost_is_not_counted_twice() {
     let dyn_store: Arc<dyn Store> = store.clone();
     let recorder = UsageRecorder::start(dyn_store, Arc::new(Metrics::new()));
     let now = clock.now();
-    let record = Arc::new(key.clone());
+    let record = atk_core::key::VerifiableKey::from(key.clone());
     for _ in 0..5 {
         recorder.record(&record, Some("notification.send"), VerifyCode::Ok, now);
     }
@@ -385,7 +385,7 @@ async fn a_flush_of_more_counters_than_one_transaction_holds_is_saved_in_bounded
     let recorder = UsageRecorder::start(dyn_store, Arc::new(Metrics::new()));
     let hours: i64 = 3_000;
     for key in &keys {
-        let record = Arc::new(key.clone());
+        let record = atk_core::key::VerifiableKey::from(key.clone());
         for hour in 0..hours {
             recorder.record(
                 &record,

@@ -94,7 +94,7 @@ impl FromRequestParts<AppState> for Caller {
                 }
                 Some(key) if Catalog::get().kind(key.kind).administers_project => {
                     Principal::ServiceRoleKey {
-                        project_id: key.project_id.clone(),
+                        project_id: (*key.project_id).clone(),
                         key_id: key.id.clone(),
                     }
                 }

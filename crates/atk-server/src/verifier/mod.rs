@@ -26,7 +26,7 @@ use atk_core::decision::{
 };
 use atk_core::entitlement::Entitlement;
 use atk_core::ids::ProjectId;
-use atk_core::key::{KeyRecord, KeyStatus};
+use atk_core::key::{KeyStatus, VerifiableKey};
 use atk_core::secret::{ParsedSecret, Pepper, SecretHash};
 use atk_store::feed::ChangeFeed;
 use atk_store::{Store, StoreError};
@@ -39,13 +39,18 @@ use crate::usage::UsageRecorder;
 
 mod changes;
 mod hashing;
+mod interned;
 mod ttl_cache;
 
 use hashing::BuildFirstBytesHasher;
 use ttl_cache::TtlCache;
 
 /// Keys by their keyed hash, which is its own hash (see [`hashing`]).
-type KeyCache = TtlCache<SecretHash, Arc<KeyRecord>, BuildFirstBytesHasher>;
+/// The record is held inline, not behind an `Arc` of its own: one
+/// allocation less per cached key (a million of them, and the holes they
+/// leave between the store's short-lived rows), for a copy of its 112 bytes
+/// on a hit.
+type KeyCache = TtlCache<SecretHash, VerifiableKey, BuildFirstBytesHasher>;
 /// A project's entitlements, by project.
 type EntitlementCache = TtlCache<ProjectId, Arc<Vec<Entitlement>>, foldhash::fast::RandomState>;
 mod known_keys;
@@ -57,7 +62,11 @@ use known_keys::{KnownKeys, Membership, MissBudget};
 /// change commits. It bounds how long an entry lives if an announcement
 /// were ever lost without the feed noticing.
 pub const CACHE_TTL: Duration = Duration::from_secs(300);
-const CACHE_CAPACITY: u64 = 100_000;
+/// Keys cached at most. An entry costs under 200 bytes (see
+/// [`VerifiableKey`]), so a full cache stays well within 300 MB.
+const KEY_CACHE_CAPACITY: u64 = 1_000_000;
+/// Projects whose entitlements are cached at most.
+const ENTITLEMENT_CACHE_CAPACITY: u64 = 100_000;
 
 #[derive(Debug, Error)]
 pub enum VerifyError {
@@ -74,7 +83,7 @@ pub enum VerifyError {
 #[derive(Debug, Clone)]
 pub struct Verification {
     pub decision: Decision,
-    pub key: Option<Arc<KeyRecord>>,
+    pub key: Option<VerifiableKey>,
 }
 
 impl Verification {
@@ -86,9 +95,9 @@ impl Verification {
             valid: decision.valid,
             allowed: decision.allowed,
             code: decision.code,
-            key: self.key.as_deref().map(|key| VerifiedKey {
+            key: self.key.as_ref().map(|key| VerifiedKey {
                 id: Cow::Borrowed(&key.id),
-                project_id: Cow::Borrowed(&key.project_id),
+                project_id: Cow::Borrowed(&*key.project_id),
                 environment: key.environment,
                 kind: key.kind,
                 scopes: Cow::Borrowed(&key.scopes),
@@ -121,6 +130,8 @@ pub struct Verifier {
     /// The feed epoch the caches hold entries of; see [`Self::live_epoch`].
     cache_epoch: Arc<AtomicU64>,
     known: Arc<KnownKeys>,
+    /// Shares project ids and scope lists among cached keys.
+    interned: Arc<interned::Interned>,
     miss_budget: Arc<MissBudget>,
     /// Stops following the feed when the last clone goes.
     _follower: Arc<changes::Follower>,
@@ -148,14 +159,15 @@ impl Verifier {
     ) -> Self {
         let feed = store.change_feed();
         let keys = TtlCache::new(
-            CACHE_CAPACITY,
+            KEY_CACHE_CAPACITY,
             CACHE_TTL,
             BuildFirstBytesHasher::default(),
             &metrics,
             CacheName::Keys,
         );
+        keys.reserve(KEY_CACHE_CAPACITY);
         let entitlements = TtlCache::new(
-            CACHE_CAPACITY,
+            ENTITLEMENT_CACHE_CAPACITY,
             CACHE_TTL,
             foldhash::fast::RandomState::default(),
             &metrics,
@@ -179,6 +191,7 @@ impl Verifier {
             cache_epoch: Arc::new(AtomicU64::new(feed.epoch())),
             feed,
             known,
+            interned: Arc::new(interned::Interned::new()),
             miss_budget: Arc::new(MissBudget::new()),
             _follower: Arc::new(follower),
             metrics,
@@ -271,7 +284,7 @@ impl Verifier {
 
     /// The active key behind a credential, or `None` (malformed, unknown,
     /// revoked or expired). Not counted as usage.
-    pub async fn authenticate(&self, secret: &str) -> Result<Option<Arc<KeyRecord>>, StoreError> {
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<VerifiableKey>, StoreError> {
         let Ok(parsed) = ParsedSecret::parse(secret) else {
             return Ok(None);
         };
@@ -286,6 +299,8 @@ impl Verifier {
         metrics
             .filter_keys
             .set(i64::try_from(self.known.len()).unwrap_or(i64::MAX));
+        metrics.set_cache_entries(CacheName::Keys, self.keys.entry_count());
+        metrics.set_cache_entries(CacheName::Entitlements, self.entitlements.entry_count());
         let stats = &self.feed.stats;
         metrics::catch_up(
             &metrics.feed_reconnects,
@@ -347,7 +362,7 @@ impl Verifier {
         &self,
         hash: &SecretHash,
         now: DateTime<Utc>,
-    ) -> Result<Option<Arc<KeyRecord>>, StoreError> {
+    ) -> Result<Option<VerifiableKey>, StoreError> {
         let live = self.live_epoch();
         if let Some(epoch) = live {
             if let Some(key) = self.keys.get(hash, now) {
@@ -366,7 +381,7 @@ impl Verifier {
         let Some(key) = self.store.find_key_by_hash(hash).await? else {
             return Ok(None);
         };
-        let key = Arc::new(key);
+        let key = self.interned.share(key.into());
         if live.is_some() {
             self.keys.insert(*hash, key.clone(), now);
             self.drop_if_changed_meanwhile(generation, || self.keys.invalidate(hash));
