@@ -259,7 +259,7 @@ impl Metrics {
         let usage_pending_keys = Gauge::default();
         registry.register(
             "usage_pending_keys",
-            "Keys whose usage sums wait to be written to the store",
+            "Keys' usage sums waiting to be written to the store (a key both in the batch being written and in newer sums counts twice)",
             usage_pending_keys.clone(),
         );
         let usage_flush_seconds = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));

@@ -8,9 +8,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use quick_cache::sync::Cache;
-use quick_cache::{Lifecycle, UnitWeighter};
+use quick_cache::{Lifecycle, OptionsBuilder, UnitWeighter};
 
 use crate::metrics::{CacheName, Metrics};
+
+/// Evicted keys remembered, as a share of the capacity.
+const GHOST_ALLOCATION: f64 = 0.1;
 
 /// A value and the instant it stops being served.
 #[derive(Clone)]
@@ -73,9 +76,17 @@ where
             name,
         };
         Self {
-            cache: Arc::new(Cache::with(
-                usize::try_from(capacity).unwrap_or(usize::MAX),
-                capacity,
+            cache: Arc::new(Cache::with_options(
+                OptionsBuilder::new()
+                    .estimated_items_capacity(usize::try_from(capacity).unwrap_or(usize::MAX))
+                    .weight_capacity(capacity)
+                    // Ghosts (recently evicted keys, so one read again is
+                    // kept) take a whole entry's slot each: at the default
+                    // of half the capacity, a full key cache under churn
+                    // would hold half as much again.
+                    .ghost_allocation(GHOST_ALLOCATION)
+                    .build()
+                    .expect("capacity and allocations are set"),
                 UnitWeighter,
                 hasher,
                 lifecycle,
@@ -84,14 +95,6 @@ where
             metrics: metrics.clone(),
             name,
         }
-    }
-
-    /// Sets aside room for `entries` up front. Growing a large cache by
-    /// doubling leaves each outgrown table behind as a hole in the heap;
-    /// room set aside and not yet used costs address space, not memory.
-    pub fn reserve(&self, entries: u64) {
-        self.cache
-            .reserve(usize::try_from(entries).unwrap_or(usize::MAX));
     }
 
     /// The value, unless it is absent or has expired at `now`.
