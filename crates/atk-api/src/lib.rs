@@ -13,6 +13,7 @@ pub mod error;
 pub mod help;
 pub mod keys;
 pub mod projects;
+pub mod timestamp;
 pub mod verify;
 
 pub use atk_core::audit::{AuditAction, AuditEvent};

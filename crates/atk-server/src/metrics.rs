@@ -7,7 +7,8 @@
 //!
 //! Hot-path metrics are resolved once (one counter per verify code, one
 //! per cache outcome), so recording one is an atomic add; only the HTTP
-//! request counter looks its labels up per request.
+//! request counter looks its labels up per request, in a map of its own
+//! with a fast hash (see [`HttpRequests`]).
 
 use std::time::Duration;
 
@@ -44,11 +45,13 @@ pub struct HttpLabels {
 }
 
 /// A route template as a static string: each distinct template (there are
-/// as many as the router has routes) is stored once for the process.
+/// as many as the router has routes) is stored once for the process. The
+/// set hashes with foldhash: templates are ours, not the client's, so
+/// SipHash's flood resistance buys nothing on this per-request lookup.
 pub fn route_label(template: &str) -> &'static str {
-    static TEMPLATES: std::sync::OnceLock<
-        std::sync::RwLock<std::collections::HashSet<&'static str>>,
-    > = std::sync::OnceLock::new();
+    type Templates = std::collections::HashSet<&'static str, foldhash::fast::FixedState>;
+    static TEMPLATES: std::sync::OnceLock<std::sync::RwLock<Templates>> =
+        std::sync::OnceLock::new();
     let templates = TEMPLATES.get_or_init(Default::default);
     if let Some(known) = templates
         .read()
@@ -138,7 +141,46 @@ pub struct Metrics {
     /// Keys whose usage sums wait for the store.
     pub usage_pending_keys: Gauge,
     pub usage_flush_seconds: Histogram,
-    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_requests: HttpRequests,
+}
+
+/// `atk_http_requests_total`. The family's own lookup hashes the labels
+/// with SipHash on every request; each label set's counter is looked up
+/// here instead, in a map keyed by the same labels with a fast hash (they
+/// are route templates, methods and statuses: nothing a client can flood).
+pub struct HttpRequests {
+    family: Family<HttpLabels, Counter>,
+    resolved: std::sync::RwLock<
+        std::collections::HashMap<HttpLabels, Counter, foldhash::fast::FixedState>,
+    >,
+}
+
+impl HttpRequests {
+    fn new(family: Family<HttpLabels, Counter>) -> Self {
+        Self {
+            family,
+            resolved: Default::default(),
+        }
+    }
+
+    /// Counts one answered request.
+    pub fn count(&self, labels: HttpLabels) {
+        let resolved = self
+            .resolved
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(counter) = resolved.get(&labels) {
+            counter.inc();
+            return;
+        }
+        drop(resolved);
+        let counter = self.family.get_or_create(&labels).clone();
+        counter.inc();
+        self.resolved
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(labels, counter);
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -291,7 +333,7 @@ impl Metrics {
             usage_queue_depth,
             usage_pending_keys,
             usage_flush_seconds,
-            http_requests,
+            http_requests: HttpRequests::new(http_requests),
         }
     }
 

@@ -1,7 +1,9 @@
 //! A request body that must have arrived by a deadline (a client that
 //! stalls mid-body gets 408, see `extract.rs`), with the timer armed only
 //! when the body is still on its way: a verify body arrives with its
-//! headers, so it never touches the timer wheel.
+//! headers, so it never touches the timer wheel. It is also where the size
+//! limit is set: axum's `DefaultBodyLimit` does the same as a layer of its
+//! own around every route, a boxed service cloned for every request.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,16 +33,20 @@ pin_project! {
 
 impl DeadlineBody {
     /// `body` unchanged when it is already complete (a `GET`), else
-    /// wrapped so that reading it fails after `deadline`.
-    pub fn wrap(body: Body, deadline: Instant) -> Body {
+    /// wrapped so that reading it fails after `deadline`, or past `limit`
+    /// bytes with the error axum's extractors answer 413 for.
+    pub fn wrap(body: Body, deadline: Instant, limit: usize) -> Body {
         if body.is_end_stream() {
             return body;
         }
-        Body::new(Self {
-            body,
-            deadline,
-            timer: None,
-        })
+        Body::new(http_body_util::Limited::new(
+            Self {
+                body,
+                deadline,
+                timer: None,
+            },
+            limit,
+        ))
     }
 }
 
@@ -78,6 +84,7 @@ impl HttpBody for DeadlineBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::FromRequest;
     use std::time::Duration;
 
     /// A body that never sends anything.
@@ -96,9 +103,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stalled_body_fails_at_its_deadline_and_one_already_here_is_read() {
+    async fn a_stalled_body_fails_at_its_deadline_one_already_here_is_read_and_one_too_large_is_413()
+     {
         let deadline = Instant::now() + Duration::from_millis(50);
-        let stalled = DeadlineBody::wrap(Body::new(Stalled), deadline);
+        let stalled = DeadlineBody::wrap(Body::new(Stalled), deadline, 1024);
         let error = axum::body::to_bytes(stalled, 1024).await.unwrap_err();
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
         let mut found = false;
@@ -109,10 +117,19 @@ mod tests {
         assert!(found, "{error:?}");
         assert!(Instant::now() >= deadline);
 
-        let here = DeadlineBody::wrap(Body::from("{\"key\":\"x\"}"), deadline);
+        let here = DeadlineBody::wrap(Body::from("{\"key\":\"x\"}"), deadline, 1024);
         assert_eq!(
             axum::body::to_bytes(here, 1024).await.unwrap(),
             "{\"key\":\"x\"}"
+        );
+
+        let large = DeadlineBody::wrap(Body::from(vec![b'x'; 1025]), deadline, 1024);
+        let rejection = axum::body::Bytes::from_request(axum::http::Request::new(large), &())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            rejection.status(),
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE
         );
     }
 }

@@ -63,11 +63,57 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        axum::Json::<T>::from_request(request, state)
+        // The usual request (`Content-Type: application/json` and a body
+        // that parses) is read here: axum's extractor parses the media type
+        // and deserializes through serde_path_to_error, which on a verify
+        // cost more than the verification. A body that does not parse is
+        // handed to axum's parser for its message (the field's path), and
+        // any other media type to axum's extractor, so what is refused, and
+        // how, stays axum's.
+        if !is_plain_json(request.headers()) {
+            return axum::Json::<T>::from_request(request, state)
+                .await
+                .map(|axum::Json(value)| Self(value))
+                .map_err(json_rejected);
+        }
+        let bytes = http_body_util::BodyExt::collect(request.into_body())
             .await
-            .map(|axum::Json(value)| Self(value))
-            .map_err(json_rejected)
+            .map_err(body_unread)?
+            .to_bytes();
+        match serde_json::from_slice(&bytes) {
+            Ok(value) => Ok(Self(value)),
+            Err(_) => axum::Json::<T>::from_bytes(&bytes)
+                .map(|axum::Json(value)| Self(value))
+                .map_err(json_rejected),
+        }
     }
+}
+
+/// `application/json`, with parameters or none (`; charset=utf-8`).
+fn is_plain_json(headers: &axum::http::HeaderMap) -> bool {
+    const JSON: &[u8] = b"application/json";
+    headers.get(header::CONTENT_TYPE).is_some_and(|value| {
+        let value = value.as_bytes();
+        value.len() >= JSON.len()
+            && value[..JSON.len()].eq_ignore_ascii_case(JSON)
+            && matches!(value.get(JSON.len()), None | Some(b';' | b' '))
+    })
+}
+
+/// Why a body could not be read, as the API answers it: too large (the
+/// frame's limit), too slow (its deadline), or broken off.
+fn body_unread(error: axum::Error) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(error) = cause {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return ApiError::PayloadTooLarge;
+        }
+        if error.is::<super::deadline_body::BodyDeadlinePassed>() {
+            return ApiError::RequestTimeout;
+        }
+        cause = error.source();
+    }
+    ApiError::invalid("the request body could not be read")
 }
 
 impl<T, S> FromRequestParts<S> for ApiQuery<T>

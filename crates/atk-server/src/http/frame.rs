@@ -1,5 +1,6 @@
 //! The frame around every request, as one layer: the request id (the
-//! client's, or a new one) on the request and its response, the request's
+//! client's, or a new one) on the request and its response, the body's size
+//! limit and deadline, the request's
 //! span and response log line, the panic guard, `Cache-Control: no-store`,
 //! and the request counter of `/metrics`.
 //!
@@ -100,7 +101,7 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
         let deadline = tokio::time::Instant::from_std(started) + self.shared.body_timeout;
-        let mut request = request.map(|body| DeadlineBody::wrap(body, deadline));
+        let mut request = request.map(|body| DeadlineBody::wrap(body, deadline, super::BODY_LIMIT));
         let request_id = match request.headers().get(REQUEST_ID) {
             Some(id) => id.clone(),
             None => {
@@ -178,14 +179,11 @@ where
             headers.entry(REQUEST_ID).or_insert(id);
         }
         let status = response.status();
-        this.metrics
-            .http_requests
-            .get_or_create(&HttpLabels {
-                route: this.route,
-                method: this.method,
-                status: status.as_u16(),
-            })
-            .inc();
+        this.metrics.http_requests.count(HttpLabels {
+            route: this.route,
+            method: this.method,
+            status: status.as_u16(),
+        });
         log_response(
             status.as_u16(),
             this.started.elapsed(),
@@ -251,22 +249,35 @@ fn log_response(
 /// source.
 #[derive(Debug)]
 struct RequestIds {
-    prefix: String,
+    prefix: [u8; PREFIX_LEN],
     next: AtomicU64,
 }
 
+const PREFIX_LEN: usize = 8;
+
 impl RequestIds {
     fn new() -> Self {
+        let mut prefix = [0; PREFIX_LEN];
+        prefix.copy_from_slice(atk_core::secret::random_base62(PREFIX_LEN).as_bytes());
         Self {
-            prefix: atk_core::secret::random_base62(8),
+            prefix,
             next: AtomicU64::new(1),
         }
     }
 
+    /// `prefix-counter`, the counter in hex. Written on the stack: going
+    /// through `format!` cost more than the rest of the frame.
     fn next(&self) -> HeaderValue {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}-{n:x}", self.prefix);
-        HeaderValue::from_maybe_shared(axum::body::Bytes::from(id))
+        let mut id = [0; PREFIX_LEN + 1 + 16];
+        id[..PREFIX_LEN].copy_from_slice(&self.prefix);
+        id[PREFIX_LEN] = b'-';
+        let digits = (u64::BITS - n.leading_zeros()).div_ceil(4).max(1) as usize;
+        for (i, digit) in id[PREFIX_LEN + 1..][..digits].iter_mut().enumerate() {
+            *digit = HEX[((n >> (4 * (digits - 1 - i))) & 0xf) as usize];
+        }
+        HeaderValue::from_bytes(&id[..PREFIX_LEN + 1 + digits])
             .expect("base62 and hex digits are a valid header value")
     }
 }
@@ -284,6 +295,18 @@ mod tests {
             Pepper::from_bytes(&[9; 32]).unwrap(),
             Duration::from_secs(10),
         )
+    }
+
+    #[test]
+    fn request_ids_are_the_prefix_and_the_counter_in_hex() {
+        let ids = RequestIds::new();
+        let prefix = std::str::from_utf8(&ids.prefix).unwrap().to_owned();
+        assert_eq!(ids.next(), format!("{prefix}-1").as_str());
+        ids.next.store(0xabc, Ordering::Relaxed);
+        assert_eq!(ids.next(), format!("{prefix}-abc").as_str());
+        ids.next.store(u64::MAX, Ordering::Relaxed);
+        assert_eq!(ids.next(), format!("{prefix}-ffffffffffffffff").as_str());
+        assert_eq!(ids.next(), format!("{prefix}-0").as_str());
     }
 
     #[tokio::test]

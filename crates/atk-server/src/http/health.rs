@@ -24,8 +24,16 @@ pub struct Health {
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "health",
     responses((status = 200, description = "The process is alive", body = Health)))]
-async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
+async fn healthz() -> impl axum::response::IntoResponse {
+    // Written out once: load balancers and probes call this constantly, and
+    // serializing the same three words each time cost more than the route.
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        r#"{"status":"ok"}"#,
+    )
 }
 
 /// A readiness check answers within this, reachable database or not

@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::service::{Accounts, Service};
@@ -101,7 +100,6 @@ pub fn router(state: AppState, body_timeout: Duration) -> Router {
         )
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(frame)
         .with_state(state)
 }
