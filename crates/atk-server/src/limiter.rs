@@ -7,21 +7,26 @@
 //! would put a database write on every verification), so behind a load
 //! balancer with `n` nodes a key gets at most `n × requests` per window;
 //! set the limit per node accordingly. Memory is bounded: at most
-//! [`MAX_TRACKED`] buckets per kind, least recently used evicted first, and
-//! a bucket idle for a day is dropped. An evicted bucket starts again full,
-//! which can only let a request through sooner, never refuse it wrongly.
+//! [`MAX_TRACKED`] buckets per kind, the least used evicted first (the
+//! cache's CLOCK-Pro policy). An evicted bucket starts again full, which
+//! can only let a request through sooner, never refuse it wrongly; one
+//! that was full anyway is the same as a new one, so idle buckets need no
+//! expiry of their own.
+//!
+//! The buckets are held in quick_cache rather than moka: every verify
+//! looks its caller's address up here, and moka's bookkeeping of each
+//! read cost several times the lookup itself.
 
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use atk_core::ids::KeyId;
 use atk_core::limits::RateLimit;
 use chrono::{DateTime, Utc};
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
 
-pub const MAX_TRACKED: u64 = 100_000;
+pub const MAX_TRACKED: usize = 100_000;
 
 #[derive(Debug)]
 struct Bucket {
@@ -59,20 +64,21 @@ struct TokenBuckets<K: Hash + Eq + Send + Sync + 'static> {
 impl<K: Hash + Eq + Send + Sync + Clone + 'static> TokenBuckets<K> {
     fn new() -> Self {
         Self {
-            buckets: Cache::builder()
-                .max_capacity(MAX_TRACKED)
-                .time_to_idle(Duration::from_secs(86_400))
-                .build(),
+            buckets: Cache::new(MAX_TRACKED),
         }
     }
 
     fn bucket(&self, key: &K, limit: RateLimit, now: DateTime<Utc>) -> Arc<Mutex<Bucket>> {
-        self.buckets.get_with_by_ref(key, || {
-            Arc::new(Mutex::new(Bucket {
+        let created = self.buckets.get_or_insert_with(key, || {
+            Ok::<_, std::convert::Infallible>(Arc::new(Mutex::new(Bucket {
                 tokens: f64::from(limit.requests),
                 updated: now,
-            }))
-        })
+            })))
+        });
+        match created {
+            Ok(bucket) => bucket,
+            Err(never) => match never {},
+        }
     }
 
     /// Takes one request; `Err(seconds)` to wait when the bucket is empty.
@@ -113,7 +119,7 @@ impl Default for KeyRateLimiter {
 impl std::fmt::Debug for KeyRateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyRateLimiter")
-            .field("tracked_keys", &self.0.buckets.entry_count())
+            .field("tracked_keys", &self.0.buckets.len())
             .finish()
     }
 }
@@ -137,7 +143,7 @@ impl std::fmt::Debug for AddressLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AddressLimiter")
             .field("limit", &self.limit)
-            .field("tracked_addresses", &self.buckets.buckets.entry_count())
+            .field("tracked_addresses", &self.buckets.buckets.len())
             .finish()
     }
 }

@@ -3,6 +3,14 @@
 //! connection that sits idle), a deadline for its body (see
 //! [`super::router`]), and a cap on open connections.
 //!
+//! The header deadline is kept by one sweeper for all connections, not by
+//! hyper's per-request timer: that timer put an entry in the runtime's
+//! timer wheel and took it out again for every request, under the wheel's
+//! lock, which both worker threads share. Here a request costs two atomic
+//! writes; a connection that has not started a request within the
+//! deadline of its previous answer (or of its opening) is closed at most
+//! half the deadline after it passed (at most two seconds).
+//!
 //! At the cap, a new connection takes the place of the oldest one that is
 //! not serving a request (a stalled or idle one). A slowloris that holds
 //! every slot with half-sent headers therefore cannot keep `/healthz` or a
@@ -18,7 +26,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
@@ -126,18 +134,23 @@ pub fn open_file_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// One open connection: how many requests it is serving now, and how to
-/// close it to make room.
-#[derive(Clone)]
+/// One open connection: how many requests it is serving now, since when
+/// it has been waiting for the next one, and how to close it.
 struct Slot {
-    in_flight: Arc<AtomicUsize>,
-    evict: Arc<Notify>,
+    in_flight: AtomicUsize,
+    /// [`OpenConnections::clock`]'s reading when the connection opened or
+    /// last finished a request.
+    idle_since: AtomicU64,
+    evict: Notify,
 }
 
 struct OpenConnections {
     /// By age: ids only grow, so the first idle entry is the oldest.
-    slots: Mutex<BTreeMap<u64, Slot>>,
+    slots: Mutex<BTreeMap<u64, Arc<Slot>>>,
     next_id: AtomicU64,
+    /// Milliseconds since the server started, as of the sweeper's last
+    /// tick: a coarse clock that a request reads without a system call.
+    clock: AtomicU64,
 }
 
 impl OpenConnections {
@@ -145,17 +158,33 @@ impl OpenConnections {
         Self {
             slots: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(0),
+            clock: AtomicU64::new(0),
         }
     }
 
-    fn register(&self) -> (u64, Slot) {
+    fn register(&self) -> (u64, Arc<Slot>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let slot = Slot {
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            evict: Arc::new(Notify::new()),
-        };
+        let slot = Arc::new(Slot {
+            in_flight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(self.clock.load(Ordering::Relaxed)),
+            evict: Notify::new(),
+        });
         self.lock().insert(id, slot.clone());
         (id, slot)
+    }
+
+    /// Closes every connection that has waited longer than `deadline`
+    /// (milliseconds) for its next request's headers, as of `now`.
+    fn close_idle(&self, now: u64, deadline: u64) {
+        self.clock.store(now, Ordering::Relaxed);
+        self.lock().retain(|_, slot| {
+            let waiting = slot.in_flight.load(Ordering::Acquire) == 0
+                && now.saturating_sub(slot.idle_since.load(Ordering::Relaxed)) > deadline;
+            if waiting {
+                slot.evict.notify_one();
+            }
+            !waiting
+        });
     }
 
     /// Tells the oldest connection that is not serving a request to close;
@@ -179,25 +208,40 @@ impl OpenConnections {
         self.lock().remove(&id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Slot>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Slot>>> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Counts a request as in flight until its response is ready.
-struct InFlight(Arc<AtomicUsize>);
+/// Counts a request as in flight until its response is ready; then the
+/// connection waits for its next request from that moment.
+struct InFlight {
+    slot: Arc<Slot>,
+    open: Arc<OpenConnections>,
+}
 
 impl InFlight {
-    fn start(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::AcqRel);
-        Self(counter.clone())
+    fn start(slot: &Arc<Slot>, open: &Arc<OpenConnections>) -> Self {
+        slot.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self {
+            slot: slot.clone(),
+            open: open.clone(),
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let now = self.open.clock.load(Ordering::Relaxed);
+        self.slot.idle_since.store(now, Ordering::Relaxed);
+        self.slot.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// How often the sweeper looks for connections past their header
+/// deadline: a quarter of it, and at least once a second.
+fn sweep_interval(header_timeout: Duration) -> Duration {
+    (header_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
 /// Whether an accept error is about one connection (the next accept may
@@ -227,9 +271,28 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+    // The sweeper below keeps the header deadline instead (see the module's
+    // comment); hyper's own would default to 30 s.
+    builder.header_read_timeout(None);
+    let sweeper = tokio::spawn({
+        let open = open.clone();
+        let interval = sweep_interval(limits.header_timeout);
+        // The coarse clock lags real time by up to one interval, so a
+        // connection counts as past its deadline one interval later: never
+        // before the deadline, at most two intervals after it.
+        let deadline =
+            u64::try_from((limits.header_timeout + interval).as_millis()).unwrap_or(u64::MAX);
+        async move {
+            let started = tokio::time::Instant::now();
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let now = ticks.tick().await;
+                let now = u64::try_from((now - started).as_millis()).unwrap_or(u64::MAX);
+                open.close_idle(now, deadline);
+            }
+        }
+    });
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -263,12 +326,13 @@ pub async fn serve(
         // Small JSON answers go out at once rather than waiting for an ACK.
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let in_flight = slot.in_flight.clone();
+        let serving_slot = slot.clone();
+        let serving_open = open.clone();
         let trusted = trusted_proxies.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let client = client_address(peer.ip(), request.headers(), &trusted);
             request.extensions_mut().insert(ClientAddress(client));
-            let serving = InFlight::start(&in_flight);
+            let serving = InFlight::start(&serving_slot, &serving_open);
             let response = router.clone().oneshot(request);
             async move {
                 let response = response.await;
@@ -291,6 +355,7 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+    sweeper.abort();
 }
 
 #[cfg(test)]
@@ -299,11 +364,11 @@ mod tests {
 
     #[test]
     fn the_oldest_connection_not_serving_a_request_is_the_one_evicted() {
-        let open = OpenConnections::new();
+        let open = Arc::new(OpenConnections::new());
         let (first, first_slot) = open.register();
         let (_, second_slot) = open.register();
         let (third, _) = open.register();
-        let _busy = InFlight::start(&first_slot.in_flight);
+        let _busy = InFlight::start(&first_slot, &open);
         assert!(open.evict_oldest_idle());
         assert_eq!(
             open.lock().keys().copied().collect::<Vec<_>>(),
@@ -317,11 +382,55 @@ mod tests {
 
     #[test]
     fn when_every_connection_is_serving_a_request_none_is_evicted() {
-        let open = OpenConnections::new();
+        let open = Arc::new(OpenConnections::new());
         let (_, slot) = open.register();
-        let _busy = InFlight::start(&slot.in_flight);
+        let _busy = InFlight::start(&slot, &open);
         assert!(!open.evict_oldest_idle());
         assert_eq!(open.lock().len(), 1);
+    }
+
+    #[test]
+    fn a_connection_is_closed_once_it_has_waited_past_the_header_deadline_for_a_request() {
+        let open = Arc::new(OpenConnections::new());
+        let (_, waiting_slot) = open.register();
+        let (busy, busy_slot) = open.register();
+        let (answered, answered_slot) = open.register();
+        let _busy = InFlight::start(&busy_slot, &open);
+        // The third connection finished a request at 900 ms: it waits from
+        // then, not from its opening.
+        open.clock.store(900, Ordering::Relaxed);
+        drop(InFlight::start(&answered_slot, &open));
+
+        open.close_idle(1_000, 1_000);
+        assert_eq!(open.lock().len(), 3, "none has waited past 1,000 ms yet");
+
+        open.close_idle(1_001, 1_000);
+        assert_eq!(
+            open.lock().keys().copied().collect::<Vec<_>>(),
+            vec![busy, answered],
+            "the connection that opened at 0 and never asked was closed"
+        );
+        assert!(ready_now(waiting_slot.evict.notified()));
+
+        open.close_idle(1_901, 1_000);
+        assert_eq!(
+            open.lock().keys().copied().collect::<Vec<_>>(),
+            vec![busy],
+            "a request in flight keeps its connection however long it takes"
+        );
+        assert!(ready_now(answered_slot.evict.notified()));
+    }
+
+    #[test]
+    fn the_sweep_comes_at_least_four_times_per_deadline_and_once_a_second() {
+        assert_eq!(
+            sweep_interval(Duration::from_secs(1)),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            sweep_interval(Duration::from_secs(10)),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]
