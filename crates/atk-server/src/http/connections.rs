@@ -6,10 +6,15 @@
 //! The header deadline is kept by one sweeper for all connections, not by
 //! hyper's per-request timer: that timer put an entry in the runtime's
 //! timer wheel and took it out again for every request, under the wheel's
-//! lock, which both worker threads share. Here a request costs two atomic
-//! writes; a connection that has not started a request within the
-//! deadline of its previous answer (or of its opening) is closed at most
-//! half the deadline after it passed (at most two seconds).
+//! lock, which both worker threads share. Here a request and each write
+//! cost a relaxed store of a coarse clock. A connection with no request in
+//! flight that has neither started one nor written anything for the
+//! deadline (since its opening, or the last bytes of its previous answer)
+//! is closed at most half the deadline after it passed (at most two
+//! seconds later). So an idle keep-alive connection and a stalled header
+//! are closed as before; an answer still being written keeps its
+//! connection as long as the client reads it, and one whose client has
+//! stopped reading for the deadline is closed.
 //!
 //! At the cap, a new connection takes the place of the oldest one that is
 //! not serving a request (a stalled or idle one). A slowloris that holds
@@ -138,10 +143,30 @@ pub fn open_file_limit() -> Option<u64> {
 /// it has been waiting for the next one, and how to close it.
 struct Slot {
     in_flight: AtomicUsize,
-    /// [`OpenConnections::clock`]'s reading when the connection opened or
-    /// last finished a request.
+    /// The clock's reading when the connection opened, last finished a
+    /// request or last wrote to its socket.
     idle_since: AtomicU64,
+    /// The server's coarse clock ([`OpenConnections::clock`]), held here so
+    /// that a request touches only its own connection's reference count.
+    clock: Arc<AtomicU64>,
+    /// Tells the connection to check whether it should close: it has been
+    /// quiet too long, or (with `making_room` set) the server is full.
     evict: Notify,
+    making_room: std::sync::atomic::AtomicBool,
+}
+
+impl Slot {
+    fn touch(&self) {
+        let now = self.clock.load(Ordering::Relaxed);
+        self.idle_since.store(now, Ordering::Relaxed);
+    }
+
+    /// Whether the connection is serving nothing and has been quiet for
+    /// longer than `deadline` as of `now`.
+    fn waited_past(&self, now: u64, deadline: u64) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+            && now.saturating_sub(self.idle_since.load(Ordering::Relaxed)) > deadline
+    }
 }
 
 struct OpenConnections {
@@ -150,7 +175,7 @@ struct OpenConnections {
     next_id: AtomicU64,
     /// Milliseconds since the server started, as of the sweeper's last
     /// tick: a coarse clock that a request reads without a system call.
-    clock: AtomicU64,
+    clock: Arc<AtomicU64>,
 }
 
 impl OpenConnections {
@@ -158,7 +183,7 @@ impl OpenConnections {
         Self {
             slots: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(0),
-            clock: AtomicU64::new(0),
+            clock: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -167,24 +192,31 @@ impl OpenConnections {
         let slot = Arc::new(Slot {
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(self.clock.load(Ordering::Relaxed)),
+            clock: self.clock.clone(),
             evict: Notify::new(),
+            making_room: std::sync::atomic::AtomicBool::new(false),
         });
         self.lock().insert(id, slot.clone());
         (id, slot)
     }
 
-    /// Closes every connection that has waited longer than `deadline`
-    /// (milliseconds) for its next request's headers, as of `now`.
+    /// Advances the clock to `now` and tells every connection that has
+    /// been quiet longer than `deadline` (milliseconds) to close. Each one
+    /// checks again before it does (see [`serve`]): a request may have
+    /// started since.
     fn close_idle(&self, now: u64, deadline: u64) {
         self.clock.store(now, Ordering::Relaxed);
-        self.lock().retain(|_, slot| {
-            let waiting = slot.in_flight.load(Ordering::Acquire) == 0
-                && now.saturating_sub(slot.idle_since.load(Ordering::Relaxed)) > deadline;
-            if waiting {
+        for slot in self.lock().values() {
+            if slot.waited_past(now, deadline) {
                 slot.evict.notify_one();
             }
-            !waiting
-        });
+        }
+    }
+
+    /// Puts back a connection that was told to close but had started a
+    /// request meanwhile.
+    fn keep(&self, id: u64, slot: &Arc<Slot>) {
+        self.lock().insert(id, slot.clone());
     }
 
     /// Tells the oldest connection that is not serving a request to close;
@@ -199,6 +231,7 @@ impl OpenConnections {
             return false;
         };
         if let Some(slot) = slots.remove(&oldest_idle) {
+            slot.making_room.store(true, Ordering::Release);
             slot.evict.notify_one();
         }
         true
@@ -214,27 +247,98 @@ impl OpenConnections {
 }
 
 /// Counts a request as in flight until its response is ready; then the
-/// connection waits for its next request from that moment.
-struct InFlight {
-    slot: Arc<Slot>,
-    open: Arc<OpenConnections>,
-}
+/// connection is quiet from that moment (or from its last write).
+struct InFlight(Arc<Slot>);
 
 impl InFlight {
-    fn start(slot: &Arc<Slot>, open: &Arc<OpenConnections>) -> Self {
+    fn start(slot: &Arc<Slot>) -> Self {
         slot.in_flight.fetch_add(1, Ordering::AcqRel);
-        Self {
-            slot: slot.clone(),
-            open: open.clone(),
-        }
+        Self(slot.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let now = self.open.clock.load(Ordering::Relaxed);
-        self.slot.idle_since.store(now, Ordering::Relaxed);
-        self.slot.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's socket that marks its slot at every write, so an
+    /// answer still being written to a client that reads it is not taken
+    /// for a quiet connection. Reads mark nothing: a header that trickles
+    /// in must still arrive within the deadline.
+    struct Marked<T> {
+        #[pin]
+        io: T,
+        slot: Arc<Slot>,
+    }
+}
+
+impl<T: hyper::rt::Read> hyper::rt::Read for Marked<T> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.project().io.poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write> hyper::rt::Write for Marked<T> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let written = this.io.poll_write(cx, buf);
+        if matches!(written, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            this.slot.touch();
+        }
+        written
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let written = this.io.poll_write_vectored(cx, bufs);
+        if matches!(written, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            this.slot.touch();
+        }
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+}
+
+/// Aborts the task when dropped: the sweeper stops with `serve`, also when
+/// `serve` itself is dropped after the shutdown grace period.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -272,27 +376,29 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     // The sweeper below keeps the header deadline instead (see the module's
-    // comment); hyper's own would default to 30 s.
+    // comment); hyper has no timer, so it keeps none of its own.
     builder.header_read_timeout(None);
-    let sweeper = tokio::spawn({
+    let interval = sweep_interval(limits.header_timeout);
+    // The coarse clock lags real time by up to one interval, so a
+    // connection counts as past its deadline one interval later: never
+    // before the deadline, at most two intervals after it.
+    let deadline =
+        u64::try_from((limits.header_timeout + interval).as_millis()).unwrap_or(u64::MAX);
+    let _sweeper = AbortOnDrop(tokio::spawn({
         let open = open.clone();
-        let interval = sweep_interval(limits.header_timeout);
-        // The coarse clock lags real time by up to one interval, so a
-        // connection counts as past its deadline one interval later: never
-        // before the deadline, at most two intervals after it.
-        let deadline =
-            u64::try_from((limits.header_timeout + interval).as_millis()).unwrap_or(u64::MAX);
         async move {
             let started = tokio::time::Instant::now();
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                let now = ticks.tick().await;
-                let now = u64::try_from((now - started).as_millis()).unwrap_or(u64::MAX);
+                ticks.tick().await;
+                // The time now, not the tick's: a late tick must not leave
+                // the clock behind.
+                let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 open.close_idle(now, deadline);
             }
         }
-    });
+    }));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -327,12 +433,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let serving_slot = slot.clone();
-        let serving_open = open.clone();
         let trusted = trusted_proxies.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let client = client_address(peer.ip(), request.headers(), &trusted);
             request.extensions_mut().insert(ClientAddress(client));
-            let serving = InFlight::start(&serving_slot, &serving_open);
+            let serving = InFlight::start(&serving_slot);
             let response = router.clone().oneshot(request);
             async move {
                 let response = response.await;
@@ -340,14 +445,34 @@ pub async fn serve(
                 response
             }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let io = Marked {
+            io: TokioIo::new(stream),
+            slot: slot.clone(),
+        };
+        let connection = graceful.watch(builder.serve_connection(io, service));
         let open = open.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                // Errors here are the client's doing (a reset, a header
-                // deadline passed): nothing to report.
-                _ = connection => {}
-                () = slot.evict.notified() => {}
+            tokio::pin!(connection);
+            loop {
+                tokio::select! {
+                    // Errors here are the client's doing (a reset, a body
+                    // deadline passed): nothing to report.
+                    _ = &mut connection => break,
+                    () = slot.evict.notified() => {
+                        // Checked again here, where requests start and end
+                        // (both happen inside this task's polls of the
+                        // connection): one may have started since the
+                        // sweeper or the accept loop looked.
+                        if slot.making_room.swap(false, Ordering::AcqRel) {
+                            if slot.in_flight.load(Ordering::Acquire) == 0 {
+                                break;
+                            }
+                            open.keep(id, &slot);
+                        } else if slot.waited_past(slot.clock.load(Ordering::Relaxed), deadline) {
+                            break;
+                        }
+                    }
+                }
             }
             open.close(id);
             drop(permit);
@@ -355,7 +480,6 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
-    sweeper.abort();
 }
 
 #[cfg(test)]
@@ -368,7 +492,7 @@ mod tests {
         let (first, first_slot) = open.register();
         let (_, second_slot) = open.register();
         let (third, _) = open.register();
-        let _busy = InFlight::start(&first_slot, &open);
+        let _busy = InFlight::start(&first_slot);
         assert!(open.evict_oldest_idle());
         assert_eq!(
             open.lock().keys().copied().collect::<Vec<_>>(),
@@ -384,41 +508,49 @@ mod tests {
     fn when_every_connection_is_serving_a_request_none_is_evicted() {
         let open = Arc::new(OpenConnections::new());
         let (_, slot) = open.register();
-        let _busy = InFlight::start(&slot, &open);
+        let _busy = InFlight::start(&slot);
         assert!(!open.evict_oldest_idle());
         assert_eq!(open.lock().len(), 1);
     }
 
     #[test]
-    fn a_connection_is_closed_once_it_has_waited_past_the_header_deadline_for_a_request() {
+    fn a_connection_is_told_to_close_once_it_has_been_quiet_past_the_header_deadline() {
         let open = Arc::new(OpenConnections::new());
-        let (_, waiting_slot) = open.register();
-        let (busy, busy_slot) = open.register();
-        let (answered, answered_slot) = open.register();
-        let _busy = InFlight::start(&busy_slot, &open);
-        // The third connection finished a request at 900 ms: it waits from
-        // then, not from its opening.
+        let (_, waiting) = open.register();
+        let (_, busy) = open.register();
+        let (_, answered) = open.register();
+        let (_, writing) = open.register();
+        let _busy = InFlight::start(&busy);
+        // The third connection finished a request at 900 ms, and the fourth
+        // was still writing its answer at 1,500 ms: each is quiet from then.
         open.clock.store(900, Ordering::Relaxed);
-        drop(InFlight::start(&answered_slot, &open));
+        drop(InFlight::start(&answered));
+        open.clock.store(1_500, Ordering::Relaxed);
+        writing.touch();
 
         open.close_idle(1_000, 1_000);
-        assert_eq!(open.lock().len(), 3, "none has waited past 1,000 ms yet");
+        assert!(
+            !ready_now(waiting.evict.notified()),
+            "not past 1,000 ms yet"
+        );
 
         open.close_idle(1_001, 1_000);
-        assert_eq!(
-            open.lock().keys().copied().collect::<Vec<_>>(),
-            vec![busy, answered],
-            "the connection that opened at 0 and never asked was closed"
+        assert!(
+            ready_now(waiting.evict.notified()),
+            "opened at 0, never asked"
         );
-        assert!(ready_now(waiting_slot.evict.notified()));
+        assert!(!ready_now(answered.evict.notified()));
+        assert!(!ready_now(writing.evict.notified()));
 
         open.close_idle(1_901, 1_000);
-        assert_eq!(
-            open.lock().keys().copied().collect::<Vec<_>>(),
-            vec![busy],
+        assert!(ready_now(answered.evict.notified()));
+        assert!(!ready_now(writing.evict.notified()), "it wrote at 1,500 ms");
+        assert!(
+            !ready_now(busy.evict.notified()),
             "a request in flight keeps its connection however long it takes"
         );
-        assert!(ready_now(answered_slot.evict.notified()));
+        assert!(!busy.waited_past(1_000_000, 1_000));
+        assert!(waiting.waited_past(1_901, 1_000));
     }
 
     #[test]

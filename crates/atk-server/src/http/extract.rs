@@ -76,10 +76,11 @@ where
                 .map(|axum::Json(value)| Self(value))
                 .map_err(json_rejected);
         }
-        let bytes = http_body_util::BodyExt::collect(request.into_body())
+        // The frame already limits every body; the limit here keeps this
+        // extractor safe on its own.
+        let bytes = axum::body::to_bytes(request.into_body(), super::BODY_LIMIT)
             .await
-            .map_err(body_unread)?
-            .to_bytes();
+            .map_err(body_unread)?;
         match serde_json::from_slice(&bytes) {
             Ok(value) => Ok(Self(value)),
             Err(_) => axum::Json::<T>::from_bytes(&bytes)
@@ -89,14 +90,14 @@ where
     }
 }
 
-/// `application/json`, with parameters or none (`; charset=utf-8`).
+/// `application/json`, alone or with `; charset=utf-8` (any case): what
+/// clients send. Every other spelling goes to axum's extractor, which
+/// decides what else is JSON.
 fn is_plain_json(headers: &axum::http::HeaderMap) -> bool {
-    const JSON: &[u8] = b"application/json";
     headers.get(header::CONTENT_TYPE).is_some_and(|value| {
         let value = value.as_bytes();
-        value.len() >= JSON.len()
-            && value[..JSON.len()].eq_ignore_ascii_case(JSON)
-            && matches!(value.get(JSON.len()), None | Some(b';' | b' '))
+        value.eq_ignore_ascii_case(b"application/json")
+            || value.eq_ignore_ascii_case(b"application/json; charset=utf-8")
     })
 }
 
