@@ -161,6 +161,17 @@ impl Slot {
         self.idle_since.store(now, Ordering::Relaxed);
     }
 
+    /// `written`, having marked the connection when bytes went out.
+    fn after_write(
+        &self,
+        written: std::task::Poll<std::io::Result<usize>>,
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if matches!(written, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        written
+    }
+
     /// Whether the connection is serving nothing and has been quiet for
     /// longer than `deadline` as of `now`.
     fn waited_past(&self, now: u64, deadline: u64) -> bool {
@@ -293,11 +304,7 @@ impl<T: hyper::rt::Write> hyper::rt::Write for Marked<T> {
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
         let this = self.project();
-        let written = this.io.poll_write(cx, buf);
-        if matches!(written, std::task::Poll::Ready(Ok(n)) if n > 0) {
-            this.slot.touch();
-        }
-        written
+        this.slot.after_write(this.io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -306,11 +313,7 @@ impl<T: hyper::rt::Write> hyper::rt::Write for Marked<T> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
         let this = self.project();
-        let written = this.io.poll_write_vectored(cx, bufs);
-        if matches!(written, std::task::Poll::Ready(Ok(n)) if n > 0) {
-            this.slot.touch();
-        }
-        written
+        this.slot.after_write(this.io.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -18,6 +18,10 @@ pub struct ApiJson<T>(pub T);
 /// `T::default()`), for actions whose fields are all optional.
 pub struct OptionalJson<T>(pub T);
 
+/// A raw body (at most [`super::BODY_LIMIT`] bytes), for a route that
+/// must see the bytes as sent (a signature over them).
+pub struct ApiBytes(pub Bytes);
+
 /// A query string.
 pub struct ApiQuery<T>(pub T);
 
@@ -87,6 +91,20 @@ where
                 .map(|axum::Json(value)| Self(value))
                 .map_err(json_rejected),
         }
+    }
+}
+
+impl<S> FromRequest<S> for ApiBytes
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
+        axum::body::to_bytes(request.into_body(), super::BODY_LIMIT)
+            .await
+            .map(Self)
+            .map_err(body_unread)
     }
 }
 

@@ -3,7 +3,6 @@
 //! checked first; nothing is parsed or revoked before it verifies.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use utoipa_axum::router::OpenApiRouter;
@@ -12,6 +11,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::SourceIp;
 use super::error::{ApiError, ErrorBody};
+use super::extract::ApiBytes;
 use crate::service::Caller;
 use crate::service::leaks::{LeakLabel, LeakReport, MAX_REPORTED_TOKENS};
 use atk_core::access::Principal;
@@ -36,7 +36,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// of the DER signature over the raw body); otherwise 401 and nothing is
 /// revoked. A token whose checksum fails is labelled without a lookup.
 #[utoipa::path(post, path = "/v1/secret-scanning/report", tag = "keys",
-    request_body(content = Vec<LeakReport>, description = "Up to 1,000 reported tokens"),
+    request_body(content = Vec<LeakReport>, description = "Up to 1,000 reported tokens, and at most 64 KiB (the API's body limit)"),
     params(
         ("Github-Public-Key-Identifier" = String, Header, description = "Which configured key signed the body"),
         ("Github-Public-Key-Signature" = String, Header, description = "Base64 of the ASN.1 DER ECDSA P-256 signature over the raw body"),
@@ -45,12 +45,14 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         (status = 200, description = "One label per reported token", body = Vec<LeakLabel>),
         (status = 400, description = "The body is not a list of reports", body = ErrorBody),
         (status = 401, description = "The signature does not verify with a configured key", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
     ))]
 async fn report_leaks(
     State(state): State<AppState>,
     SourceIp(address): SourceIp,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Json<Vec<LeakLabel>>, ApiError> {
     let signed = match (
         header(&headers, KEY_IDENTIFIER),

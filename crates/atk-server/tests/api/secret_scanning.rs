@@ -1,6 +1,7 @@
 //! Leaked-secret reports: a signed report revokes the reported keys and is
 //! audited with the URL; a bad signature revokes nothing; a token with a
-//! bad checksum is a false positive without a lookup.
+//! bad checksum is a false positive without a lookup; a body past the
+//! limit gets 413 in the error shape.
 
 use base64::Engine;
 use p256::ecdsa::signature::Signer;
@@ -137,7 +138,24 @@ async fn a_report_with_a_bad_signature_is_refused_and_revokes_nothing(app: TestA
     assert_eq!(app.verify(&leaked, None).await["code"], "OK");
 }
 
+async fn a_report_over_the_body_limit_gets_413_in_the_error_shape(app: TestApp) {
+    // 500 reports of about 150 bytes: past the 64 KiB every body is held to.
+    let tokens: Vec<String> = (0..500).map(|i| format!("atk_live_{i:040}")).collect();
+    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let body = reports(&tokens);
+    assert!(body.len() > 64 * 1024);
+    let reply = report(&app, &body, &scanning_signing_key(), SCANNING_KEY_ID).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.error_code(), "payload_too_large");
+}
+
 crate::on_both_stores!(
     a_signed_report_revokes_the_leaked_key_and_audits_where_it_was_found,
     a_report_with_a_bad_signature_is_refused_and_revokes_nothing,
+    a_report_over_the_body_limit_gets_413_in_the_error_shape,
 );
