@@ -28,16 +28,21 @@ pub struct ApiQuery<T>(pub T);
 /// Path parameters.
 pub struct ApiPath<T>(pub T);
 
-/// Whether reading the body failed because its deadline passed.
-fn body_deadline_passed(rejection: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(rejection);
+/// Whether `error`, or anything in its chain of causes, is an `E`.
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
     while let Some(error) = cause {
-        if error.is::<super::deadline_body::BodyDeadlinePassed>() {
+        if error.is::<E>() {
             return true;
         }
         cause = error.source();
     }
     false
+}
+
+/// Whether reading the body failed because its deadline passed.
+fn body_deadline_passed(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<super::deadline_body::BodyDeadlinePassed>(rejection)
 }
 
 fn json_rejected(rejection: JsonRejection) -> ApiError {
@@ -80,11 +85,7 @@ where
                 .map(|axum::Json(value)| Self(value))
                 .map_err(json_rejected);
         }
-        // The frame already limits every body; the limit here keeps this
-        // extractor safe on its own.
-        let bytes = axum::body::to_bytes(request.into_body(), super::BODY_LIMIT)
-            .await
-            .map_err(body_unread)?;
+        let ApiBytes(bytes) = ApiBytes::from_request(request, state).await?;
         match serde_json::from_slice(&bytes) {
             Ok(value) => Ok(Self(value)),
             Err(_) => axum::Json::<T>::from_bytes(&bytes)
@@ -101,6 +102,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
+        // The frame already limits every body; the limit here keeps this
+        // extractor safe on its own.
         axum::body::to_bytes(request.into_body(), super::BODY_LIMIT)
             .await
             .map(Self)
@@ -122,17 +125,13 @@ fn is_plain_json(headers: &axum::http::HeaderMap) -> bool {
 /// Why a body could not be read, as the API answers it: too large (the
 /// frame's limit), too slow (its deadline), or broken off.
 fn body_unread(error: axum::Error) -> ApiError {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(error) = cause {
-        if error.is::<http_body_util::LengthLimitError>() {
-            return ApiError::PayloadTooLarge;
-        }
-        if error.is::<super::deadline_body::BodyDeadlinePassed>() {
-            return ApiError::RequestTimeout;
-        }
-        cause = error.source();
+    if caused_by::<http_body_util::LengthLimitError>(&error) {
+        ApiError::PayloadTooLarge
+    } else if body_deadline_passed(&error) {
+        ApiError::RequestTimeout
+    } else {
+        ApiError::invalid("the request body could not be read")
     }
-    ApiError::invalid("the request body could not be read")
 }
 
 impl<T, S> FromRequestParts<S> for ApiQuery<T>
