@@ -72,26 +72,44 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        // The usual request (`Content-Type: application/json` and a body
-        // that parses) is read here: axum's extractor parses the media type
-        // and deserializes through serde_path_to_error, which on a verify
-        // cost more than the verification. A body that does not parse is
-        // handed to axum's parser for its message (the field's path), and
-        // any other media type to axum's extractor, so what is refused, and
-        // how, stays axum's.
-        if !is_plain_json(request.headers()) {
-            return axum::Json::<T>::from_request(request, state)
+        // The usual request (`Content-Type: application/json`) is read
+        // here: axum's extractor parses the media type and deserializes
+        // through serde_path_to_error, which on a verify cost more than the
+        // verification. Any other media type goes through axum's extractor
+        // (its rules for what else is JSON, its messages), as a JSON value
+        // that is then read like the usual body.
+        let bytes = if is_plain_json(request.headers()) {
+            ApiBytes::from_request(request, state).await?.0
+        } else {
+            let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(request, state)
                 .await
-                .map(|axum::Json(value)| Self(value))
-                .map_err(json_rejected);
-        }
-        let ApiBytes(bytes) = ApiBytes::from_request(request, state).await?;
+                .map_err(json_rejected)?;
+            serde_json::to_vec(&value)
+                .map_err(|error| ApiError::invalid(format!("the body is not valid: {error}")))?
+                .into()
+        };
+        refuse_array(&bytes)?;
         match serde_json::from_slice(&bytes) {
             Ok(value) => Ok(Self(value)),
+            // Parsed again by axum's parser only for its message, which
+            // names the field at fault.
             Err(_) => axum::Json::<T>::from_bytes(&bytes)
                 .map(|axum::Json(value)| Self(value))
                 .map_err(json_rejected),
         }
+    }
+}
+
+/// Request bodies are JSON objects. serde reads a struct from an array of
+/// its fields in order too (`["atk_live_…"]` would pass as a verify
+/// request), which the API's schema does not allow. Only that is refused
+/// here: anything else that is not an object gets the parser's message.
+fn refuse_array(bytes: &[u8]) -> Result<(), ApiError> {
+    match bytes.iter().find(|byte| !byte.is_ascii_whitespace()) {
+        Some(b'[') => Err(ApiError::invalid(
+            "cannot deserialize the JSON body: it must be a JSON object, not an array",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -196,6 +214,7 @@ where
                 "the body must be JSON with Content-Type: application/json",
             ));
         }
+        refuse_array(&bytes)?;
         serde_json::from_slice(&bytes)
             .map(Self)
             .map_err(|error| ApiError::invalid(format!("the body is not valid: {error}")))
