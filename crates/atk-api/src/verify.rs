@@ -237,7 +237,7 @@ mod tests {
         let entitlement = prop::option::of((text(), 0..4_usize)).prop_map(|view| {
             view.map(|(product, status)| {
                 Cow::Owned(EntitlementView {
-                    product,
+                    product: product.into(),
                     status: [
                         EntitlementStatus::Enabled,
                         EntitlementStatus::Trial,

@@ -2,6 +2,7 @@
 //! section 3; the first that applies wins, so a caller always learns the
 //! most fundamental reason a key cannot act.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
@@ -47,7 +48,10 @@ text_enum!(VerifyCode {
 /// The entitlement that applied to the requested action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EntitlementView {
-    pub product: String,
+    /// Borrowed from the catalog on the verify path, so a decision about an
+    /// entitlement allocates nothing.
+    #[schema(value_type = String)]
+    pub product: Cow<'static, str>,
     pub status: EntitlementStatus,
 }
 
@@ -171,12 +175,12 @@ pub fn check_action<'c>(
 /// The last stage: the project's entitlement for the action's product
 /// (`None`: no row, which is disabled — deny by default).
 pub fn check_entitlement(
-    product: &str,
+    product: Cow<'static, str>,
     entitlement: Option<&Entitlement>,
     now: DateTime<Utc>,
 ) -> Decision {
     let view = EntitlementView {
-        product: product.to_owned(),
+        product,
         status: entitlement.map_or(EntitlementStatus::Disabled, |e| e.status),
     };
     let code = match blocks(entitlement, now) {
@@ -223,7 +227,7 @@ pub fn decide(
     match check_action(key, resolved) {
         ActionCheck::Decided(decision) => decision,
         ActionCheck::NeedsEntitlement { product, .. } => {
-            check_entitlement(product, entitlement, now)
+            check_entitlement(product.to_owned().into(), entitlement, now)
         }
     }
 }

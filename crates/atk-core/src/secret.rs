@@ -9,7 +9,8 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::block_api::compress256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
@@ -216,6 +217,85 @@ pub struct PepperTooShort;
 #[derive(Clone)]
 pub struct Pepper {
     keyed: Hmac<Sha256>,
+    /// The same key, for messages that fit one block (every key secret).
+    short: ShortMessageHmac,
+}
+
+/// SHA-256's initial state (FIPS 180-4, 5.3.3).
+const SHA256_INITIAL_STATE: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+const SHA256_BLOCK: usize = 64;
+
+/// HMAC-SHA-256 (RFC 2104) with both padded keys already absorbed, for a
+/// message of at most [`ShortMessageHmac::MAX_MESSAGE`] bytes: the inner and
+/// the outer hash then take one compression each, and nothing is copied.
+/// Every verification hashes one secret; the general `Hmac` clone, buffer
+/// and padding cost as much as the two compressions themselves. The tests
+/// hold it equal to the `hmac` crate's for every length and key.
+#[derive(Clone)]
+struct ShortMessageHmac {
+    inner: [u32; 8],
+    outer: [u32; 8],
+}
+
+impl ShortMessageHmac {
+    /// What fits in one block with SHA-256's padding (a 0x80 byte and the
+    /// 8-byte length).
+    const MAX_MESSAGE: usize = SHA256_BLOCK - 9;
+
+    fn new(key: &[u8]) -> Self {
+        let mut block_key = [0u8; SHA256_BLOCK];
+        if key.len() > SHA256_BLOCK {
+            block_key[..32].copy_from_slice(&Sha256::digest(key));
+        } else {
+            block_key[..key.len()].copy_from_slice(key);
+        }
+        let absorbed = |pad: u8| {
+            let mut state = SHA256_INITIAL_STATE;
+            compress256(&mut state, &[block_key.map(|byte| byte ^ pad)]);
+            state
+        };
+        Self {
+            inner: absorbed(0x36),
+            outer: absorbed(0x5c),
+        }
+    }
+
+    fn mac(&self, message: &[u8]) -> [u8; 32] {
+        let mut inner = self.inner;
+        compress256(&mut inner, &[last_block(message)]);
+        let mut outer = self.outer;
+        compress256(&mut outer, &[last_block(&digest_bytes(&inner))]);
+        digest_bytes(&outer)
+    }
+}
+
+/// The final block of a message whose first block (the padded key) was
+/// already absorbed: the message, 0x80, zeros, and the bit length of
+/// everything hashed.
+fn last_block(message: &[u8]) -> [u8; SHA256_BLOCK] {
+    let mut block = [0u8; SHA256_BLOCK];
+    block[..message.len()].copy_from_slice(message);
+    block[message.len()] = 0x80;
+    let bits = ((SHA256_BLOCK + message.len()) as u64) * 8;
+    block[SHA256_BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
+    block
+}
+
+fn digest_bytes(state: &[u32; 8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out
 }
 
 impl Pepper {
@@ -226,7 +306,10 @@ impl Pepper {
             return Err(PepperTooShort);
         }
         let keyed = Hmac::<Sha256>::new_from_slice(bytes).map_err(|_| PepperTooShort)?;
-        Ok(Self { keyed })
+        Ok(Self {
+            keyed,
+            short: ShortMessageHmac::new(bytes),
+        })
     }
 
     /// 32 fresh random bytes for a new deployment.
@@ -246,6 +329,9 @@ impl Pepper {
     }
 
     fn hash_bytes(&self, bytes: &[u8]) -> SecretHash {
+        if bytes.len() <= ShortMessageHmac::MAX_MESSAGE {
+            return SecretHash(self.short.mac(bytes));
+        }
         // Cloning the keyed state skips re-deriving the HMAC pads per call.
         let mut mac = self.keyed.clone();
         mac.update(bytes);
@@ -336,8 +422,35 @@ mod tests {
         prop_oneof![Just(SecretPrefix::Live), Just(SecretPrefix::Test)]
     }
 
+    #[test]
+    fn the_keyed_hash_matches_rfc_4231_test_case_6() {
+        // A 131-byte key (longer than a block, so it is hashed first) and a
+        // 54-byte message, which takes the one-block path.
+        let pepper = Pepper::from_bytes(&[0xaa; 131]).unwrap();
+        let mac = pepper.hash_bytes(b"Test Using Larger Than Block-Size Key - Hash Key First");
+        let hex: String = mac.0.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn the_keyed_hash_is_the_hmac_crates_hmac_sha256_for_every_key_and_message(
+            // Peppers shorter than a block, a block, and longer (hashed
+            // first); messages of every length up to past one block.
+            key in proptest::collection::vec(any::<u8>(), 32..150),
+            message in proptest::collection::vec(any::<u8>(), 0..130),
+        ) {
+            let pepper = Pepper::from_bytes(&key).unwrap();
+            let mut expected = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+            expected.update(&message);
+            let expected: [u8; 32] = expected.finalize().into_bytes().into();
+            prop_assert_eq!(pepper.hash_bytes(&message).0, expected);
+        }
 
         #[test]
         fn every_generated_secret_matches_the_pattern_and_its_checksum(prefix in any_prefix()) {

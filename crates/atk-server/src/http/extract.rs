@@ -122,11 +122,36 @@ where
     async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
         // The frame already limits every body; the limit here keeps this
         // extractor safe on its own.
-        axum::body::to_bytes(request.into_body(), super::BODY_LIMIT)
+        read_whole(request.into_body(), super::BODY_LIMIT)
             .await
             .map(Self)
             .map_err(body_unread)
     }
+}
+
+/// The whole body, at most `limit` bytes. A body that arrives in one piece
+/// (a verify request does, with its headers) is handed on as it came:
+/// `axum::body::to_bytes` queued it, then copied it out of the queue.
+async fn read_whole(body: axum::body::Body, limit: usize) -> Result<Bytes, axum::Error> {
+    use http_body_util::BodyExt;
+    let mut body = http_body_util::Limited::new(body, limit);
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        // Trailers are no part of the content.
+        let Ok(data) = frame.map_err(axum::Error::new)?.into_data() else {
+            continue;
+        };
+        if first.is_none() && joined.is_empty() {
+            first = Some(data);
+            continue;
+        }
+        if let Some(first) = first.take() {
+            joined.extend_from_slice(&first);
+        }
+        joined.extend_from_slice(&data);
+    }
+    Ok(first.unwrap_or_else(|| joined.into()))
 }
 
 /// `application/json`, alone or with `; charset=utf-8` (any case): what
@@ -218,5 +243,77 @@ where
         serde_json::from_slice(&bytes)
             .map(Self)
             .map_err(|error| ApiError::invalid(format!("the body is not valid: {error}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use axum::body::Body;
+    use hyper::body::{Body as HttpBody, Frame};
+
+    use super::*;
+
+    /// A body sent in the given pieces.
+    struct Pieces(VecDeque<&'static str>);
+
+    impl HttpBody for Pieces {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(
+                self.0
+                    .pop_front()
+                    .map(|piece| Ok(Frame::data(piece.into()))),
+            )
+        }
+    }
+
+    fn pieces(parts: &[&'static str]) -> Body {
+        Body::new(Pieces(parts.iter().copied().collect()))
+    }
+
+    #[tokio::test]
+    async fn a_body_in_several_pieces_is_read_whole_and_in_order() {
+        let body = pieces(&["{\"key\":", "", "\"atk", "\"}"]);
+        assert_eq!(read_whole(body, 64).await.unwrap(), "{\"key\":\"atk\"}");
+        assert_eq!(read_whole(pieces(&[]), 64).await.unwrap(), "");
+        assert_eq!(read_whole(pieces(&["", "{}"]), 64).await.unwrap(), "{}");
+    }
+
+    #[tokio::test]
+    async fn a_body_in_one_piece_is_handed_on_without_a_copy() {
+        let sent = Bytes::from_static(b"{\"key\":\"atk\"}");
+        let read = read_whole(Body::from(sent.clone()), 64).await.unwrap();
+        assert_eq!(read, sent);
+        assert_eq!(read.as_ptr(), sent.as_ptr());
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_is_refused_as_too_large_however_it_is_cut() {
+        for body in [
+            Body::from(vec![b'x'; 65]),
+            pieces(&[
+                "0123456789012345678901234567890123456789",
+                "0123456789012345678901234",
+            ]),
+        ] {
+            let error = read_whole(body, 64).await.unwrap_err();
+            assert!(matches!(body_unread(error), ApiError::PayloadTooLarge));
+        }
+        assert_eq!(
+            read_whole(Body::from(vec![b'x'; 64]), 64)
+                .await
+                .unwrap()
+                .len(),
+            64
+        );
     }
 }

@@ -101,14 +101,13 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
         let deadline = tokio::time::Instant::from_std(started) + self.shared.body_timeout;
-        let mut request = request.map(|body| DeadlineBody::wrap(body, deadline, super::BODY_LIMIT));
+        let request = request.map(|body| DeadlineBody::wrap(body, deadline, super::BODY_LIMIT));
+        // A new id goes only to the log and the response: nothing reads it
+        // from the request, and writing it there cost a header insert and
+        // a shared copy of its bytes.
         let request_id = match request.headers().get(REQUEST_ID) {
-            Some(id) => id.clone(),
-            None => {
-                let id = self.shared.ids.next();
-                request.headers_mut().insert(REQUEST_ID, id.clone());
-                id
-            }
+            Some(id) => RequestId::Client(id.clone()),
+            None => RequestId::New(self.shared.ids.next()),
         };
         let path = request
             .extensions()
@@ -116,7 +115,13 @@ where
             .map_or("unmatched", MatchedPath::as_str);
         let route = crate::metrics::route_label(path);
         let method = crate::metrics::method_label(request.method());
-        let span = request_span(&request, path, &self.shared.admin, &self.shared.pepper);
+        let span = request_span(
+            &request,
+            path,
+            &request_id,
+            &self.shared.admin,
+            &self.shared.pepper,
+        );
         let inner = {
             let _entered = span.enter();
             self.inner.call(request)
@@ -125,7 +130,7 @@ where
             inner,
             span,
             started,
-            request_id: Some(request_id),
+            request_id: Some(request_id.into_value()),
             route,
             method,
             metrics: self.shared.metrics.clone(),
@@ -198,7 +203,13 @@ where
 /// The span every log line of a request carries. It names the route
 /// template, never the concrete path or query, so nothing a client put in
 /// the URL is logged.
-fn request_span(request: &Request, route: &str, admin: &AdminCredential, pepper: &Pepper) -> Span {
+fn request_span(
+    request: &Request,
+    route: &str,
+    request_id: &RequestId,
+    admin: &AdminCredential,
+    pepper: &Pepper,
+) -> Span {
     // Verifications are the product backends' hot path: their outcomes go
     // to `/metrics`, and their lines to the debug level only, so a busy
     // node does not spend its time writing one line per verification.
@@ -210,14 +221,13 @@ fn request_span(request: &Request, route: &str, admin: &AdminCredential, pepper:
     // A client may send its own request id; it is logged only when it is
     // short and is no secret: not key-shaped, and not the admin token
     // (which an operator may have configured without the `atk_` prefix).
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .filter(|id| {
+    let request_id = match request_id {
+        RequestId::New(id) => id.to_str().ok(),
+        RequestId::Client(id) => id.to_str().ok().filter(|id| {
             id.len() <= 64 && !atk_core::secret::looks_like_secret(id) && !admin.matches(pepper, id)
-        })
-        .unwrap_or("-");
+        }),
+    }
+    .unwrap_or("-");
     if quiet {
         return tracing::debug_span!("request", method = %request.method(), route, request_id);
     }
@@ -241,6 +251,20 @@ fn log_response(
         // line is written only when debug is on.
         (false, true) => tracing::debug!(status, latency_us, "response"),
         (false, false) => tracing::info!(status, latency_us, "response"),
+    }
+}
+
+/// The request's id: the client's own (`x-request-id`), or a new one.
+enum RequestId {
+    Client(HeaderValue),
+    New(HeaderValue),
+}
+
+impl RequestId {
+    fn into_value(self) -> HeaderValue {
+        match self {
+            Self::Client(id) | Self::New(id) => id,
+        }
     }
 }
 

@@ -44,13 +44,14 @@ async fn verify_key(
     }
     let verification = state
         .verifier
-        .verify(
+        .verify_at(
             &body.key,
             VerifyContext {
                 action: body.action.as_deref(),
                 client_ip: body.client_ip,
                 origin: body.origin.as_deref(),
             },
+            now,
         )
         .await?;
     if let (Some(ip), VerifyCode::Malformed | VerifyCode::NotFound) =
