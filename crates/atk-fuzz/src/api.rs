@@ -62,7 +62,7 @@ const SHAPES: [Shape; 17] = [
 
 struct Api {
     runtime: tokio::runtime::Runtime,
-    router: axum::Router,
+    router: atk_server::http::Framed,
     rotate_key: String,
     revoke_key: String,
     _data: tempfile::TempDir,

@@ -234,7 +234,7 @@ impl Application {
     /// The HTTP routes with every layer the listener serves them with, for
     /// driving the service in process (the fuzz harness). Requests that
     /// reach it directly carry no client address.
-    pub fn router(&self) -> axum::Router {
+    pub fn router(&self) -> http::Framed {
         http::router(self.state.clone(), self.connections.body_timeout)
     }
 

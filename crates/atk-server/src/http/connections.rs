@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
+use super::Framed;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -366,7 +366,7 @@ fn is_connection_error(error: &std::io::Error) -> bool {
 /// at once).
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: Framed,
     limits: ConnectionLimits,
     trusted_proxies: Arc<atk_core::limits::IpAllowlist>,
     shutdown: impl Future<Output = ()> + Send,

@@ -22,22 +22,27 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct BodyDeadlinePassed;
 
 pin_project! {
-    pub struct DeadlineBody {
+    pub struct DeadlineBody<B> {
         #[pin]
-        body: Body,
+        body: B,
         deadline: Instant,
         #[pin]
         timer: Option<Sleep>,
     }
 }
 
-impl DeadlineBody {
-    /// `body` unchanged when it is already complete (a `GET`), else
-    /// wrapped so that reading it fails after `deadline`, or past `limit`
-    /// bytes with the error axum's extractors answer 413 for.
-    pub fn wrap(body: Body, deadline: Instant, limit: usize) -> Body {
+impl<B> DeadlineBody<B>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// `body` as axum's body: unchanged when it is already complete (a
+    /// `GET`), else wrapped so that reading it fails after `deadline`, or
+    /// past `limit` bytes with the error axum's extractors answer 413 for.
+    /// Boxed once, whatever `B` is (hyper's body, in the server).
+    pub fn wrap(body: B, deadline: Instant, limit: usize) -> Body {
         if body.is_end_stream() {
-            return body;
+            return Body::new(body);
         }
         Body::new(http_body_util::Limited::new(
             Self {
@@ -50,7 +55,11 @@ impl DeadlineBody {
     }
 }
 
-impl HttpBody for DeadlineBody {
+impl<B> HttpBody for DeadlineBody<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 

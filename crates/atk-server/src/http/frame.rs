@@ -1,13 +1,17 @@
-//! The frame around every request, as one layer: the request id (the
-//! client's, or a new one) on the request and its response, the body's size
-//! limit and deadline, the request's
-//! span and response log line, the panic guard, `Cache-Control: no-store`,
-//! and the request counter of `/metrics`.
+//! The frame around every request, as one service around the router: the
+//! request id (the client's, or a new one) on its response and log lines,
+//! the body's size limit and deadline, the request's span and response log
+//! line, the panic guard, `Cache-Control: no-store`, and the request
+//! counter of `/metrics`.
 //!
 //! These were six tower-http and axum layers, each with its own future
 //! around the next; product backends call verify on every request they
-//! serve, and on that path the nesting cost more than the work. One future
-//! polls the route and then does the bookkeeping once.
+//! serve, and on that path the nesting cost more than the work. Then they
+//! were one layer on every route (`Router::layer`), which still wrapped
+//! each route in a second boxed route, cloned for every request, and had
+//! axum note the matched path in every request. Now the frame sits outside
+//! the router and names the route itself ([`RouteLabels`]), from the same
+//! templates the router was built from.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,9 +23,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use atk_core::secret::Pepper;
-use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::body::Bytes;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
+use hyper::body::Body as HttpBody;
 use pin_project_lite::pin_project;
 use tracing::Span;
 
@@ -35,9 +41,41 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Routes whose requests are logged at debug level (see [`request_span`]).
 const QUIET_ROUTES: [&str; 4] = ["/v1/keys/verify", "/healthz", "/readyz", "/metrics"];
 
-/// Wraps each route in a [`Frame`].
+/// What a request that matches no route is counted and logged as.
+const UNMATCHED: &str = "unmatched";
+
+/// The route templates the router was built from, to name each request's
+/// route in metrics and logs (never the concrete path, which holds ids).
+#[derive(Debug)]
+pub struct RouteLabels(matchit::Router<&'static str>);
+
+impl RouteLabels {
+    /// `templates` in the router's syntax (`/v1/projects/{project_id}`).
+    pub fn new<'a>(templates: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut labels = matchit::Router::new();
+        for template in templates {
+            // Each template is stored once for the process; the set is the
+            // router's, fixed at start.
+            let label = crate::metrics::route_label(template);
+            labels
+                .insert(label, label)
+                .unwrap_or_else(|error| panic!("route template {template}: {error}"));
+        }
+        Self(labels)
+    }
+
+    /// The template `path` matches, or `unmatched`.
+    pub fn label(&self, path: &str) -> &'static str {
+        self.0.at(path).map_or(UNMATCHED, |matched| *matched.value)
+    }
+}
+
+/// The router inside the frame.
 #[derive(Debug, Clone)]
-pub struct FrameLayer(Arc<Shared>);
+pub struct Frame<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
 
 #[derive(Debug)]
 struct Shared {
@@ -46,49 +84,40 @@ struct Shared {
     admin: AdminCredential,
     pepper: Pepper,
     body_timeout: Duration,
+    routes: RouteLabels,
 }
 
-impl FrameLayer {
+impl<S> Frame<S> {
     /// `admin` and `pepper` tell a client's request id that is the admin
     /// token from one that may be logged; a request body must have
     /// arrived `body_timeout` after the request started.
     pub fn new(
+        inner: S,
+        routes: RouteLabels,
         metrics: Arc<Metrics>,
         admin: AdminCredential,
         pepper: Pepper,
         body_timeout: Duration,
     ) -> Self {
-        Self(Arc::new(Shared {
-            ids: RequestIds::new(),
-            metrics,
-            admin,
-            pepper,
-            body_timeout,
-        }))
-    }
-}
-
-impl<S> tower::Layer<S> for FrameLayer {
-    type Service = Frame<S>;
-
-    fn layer(&self, inner: S) -> Frame<S> {
-        Frame {
+        Self {
             inner,
-            shared: self.0.clone(),
+            shared: Arc::new(Shared {
+                ids: RequestIds::new(),
+                metrics,
+                admin,
+                pepper,
+                body_timeout,
+                routes,
+            }),
         }
     }
 }
 
-/// One route inside the frame.
-#[derive(Debug, Clone)]
-pub struct Frame<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
-
-impl<S> tower::Service<Request> for Frame<S>
+impl<S, B> tower::Service<axum::http::Request<B>> for Frame<S>
 where
     S: tower::Service<Request, Response = Response, Error = Infallible>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
 {
     type Response = Response;
     type Error = Infallible;
@@ -98,7 +127,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
         let started = Instant::now();
         let deadline = tokio::time::Instant::from_std(started) + self.shared.body_timeout;
         let request = request.map(|body| DeadlineBody::wrap(body, deadline, super::BODY_LIMIT));
@@ -109,15 +138,11 @@ where
             Some(id) => RequestId::Client(id.clone()),
             None => RequestId::New(self.shared.ids.next()),
         };
-        let path = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("unmatched", MatchedPath::as_str);
-        let route = crate::metrics::route_label(path);
+        let route = self.shared.routes.label(request.uri().path());
         let method = crate::metrics::method_label(request.method());
         let span = request_span(
-            &request,
-            path,
+            request.method(),
+            route,
             &request_id,
             &self.shared.admin,
             &self.shared.pepper,
@@ -204,7 +229,7 @@ where
 /// template, never the concrete path or query, so nothing a client put in
 /// the URL is logged.
 fn request_span(
-    request: &Request,
+    method: &Method,
     route: &str,
     request_id: &RequestId,
     admin: &AdminCredential,
@@ -229,9 +254,9 @@ fn request_span(
     }
     .unwrap_or("-");
     if quiet {
-        return tracing::debug_span!("request", method = %request.method(), route, request_id);
+        return tracing::debug_span!("request", %method, route, request_id);
     }
-    tracing::info_span!("request", method = %request.method(), route, request_id)
+    tracing::info_span!("request", %method, route, request_id)
 }
 
 fn log_response(
@@ -310,15 +335,48 @@ impl RequestIds {
 mod tests {
     use super::*;
     use atk_core::secret::SecretHash;
-    use tower::{Layer, ServiceExt};
+    use tower::ServiceExt;
 
-    fn frame() -> FrameLayer {
-        FrameLayer::new(
+    fn frame<S>(inner: S) -> Frame<S> {
+        Frame::new(
+            inner,
+            RouteLabels::new(["/healthz"]),
             Arc::new(Metrics::new()),
             AdminCredential::from_hash(SecretHash([7; 32])),
             Pepper::from_bytes(&[9; 32]).unwrap(),
             Duration::from_secs(10),
         )
+    }
+
+    #[test]
+    fn requests_are_named_by_the_template_they_match_and_others_are_unmatched() {
+        let labels = RouteLabels::new([
+            "/v1/projects/{project_id}/keys",
+            "/v1/projects/{project_id}/keys/{key_id}",
+            "/console/projects/{project_id}/keys/new",
+            "/console/projects/{project_id}/keys/{key_id}",
+            "/console",
+        ]);
+        assert_eq!(
+            labels.label("/v1/projects/p1/keys"),
+            "/v1/projects/{project_id}/keys"
+        );
+        assert_eq!(
+            labels.label("/v1/projects/p1/keys/key_1"),
+            "/v1/projects/{project_id}/keys/{key_id}"
+        );
+        assert_eq!(
+            labels.label("/console/projects/p1/keys/new"),
+            "/console/projects/{project_id}/keys/new"
+        );
+        assert_eq!(
+            labels.label("/console/projects/p1/keys/key_1"),
+            "/console/projects/{project_id}/keys/{key_id}"
+        );
+        assert_eq!(labels.label("/console"), "/console");
+        for unknown in ["/", "/v1/projects", "/v1/projects/p1/keys/k/x", "/nope", ""] {
+            assert_eq!(labels.label(unknown), UNMATCHED, "{unknown}");
+        }
     }
 
     #[test]
@@ -341,8 +399,7 @@ mod tests {
             }
             Ok::<Response, Infallible>(Response::default())
         });
-        let response = frame()
-            .layer(route)
+        let response = frame(route)
             .oneshot(Request::new(axum::body::Body::empty()))
             .await
             .unwrap();

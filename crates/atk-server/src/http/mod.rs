@@ -82,24 +82,43 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(openapi::router())
 }
 
-/// Every route with the middleware stack; a request body must arrive
-/// within `body_timeout` (a client that stalls mid-body gets 408).
-pub fn router(state: AppState, body_timeout: Duration) -> Router {
-    let (router, _) = api_router().split_for_parts();
-    let frame = frame::FrameLayer::new(
-        state.verifier.metrics_handle(),
-        state.admin.clone(),
-        state.service.pepper().clone(),
-        body_timeout,
+/// Every route inside the frame (the middleware stack, see [`frame`]); a
+/// request body must arrive within `body_timeout` (a client that stalls
+/// mid-body gets 408).
+pub fn router(state: AppState, body_timeout: Duration) -> Framed {
+    let (router, openapi) = api_router().split_for_parts();
+    let metrics = state.verifier.metrics_handle();
+    let admin = state.admin.clone();
+    let pepper = state.service.pepper().clone();
+    let console_templates: Vec<String> = console::templates()
+        .map(|template| match template {
+            "/" => console::paths::HOME.to_owned(),
+            _ => format!("{}{template}", console::paths::HOME),
+        })
+        .collect();
+    let routes = frame::RouteLabels::new(
+        openapi
+            .paths
+            .paths
+            .keys()
+            .map(String::as_str)
+            .chain(console_templates.iter().map(String::as_str))
+            .chain([ROOT]),
     );
-    router
+    let router = router
         .nest(console::paths::HOME, console::router())
         .route(
-            "/",
+            ROOT,
             axum::routing::get(|| async { axum::response::Redirect::to(console::paths::HOME) }),
         )
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(frame)
-        .with_state(state)
+        .with_state(state);
+    frame::Frame::new(router, routes, metrics, admin, pepper, body_timeout)
 }
+
+/// The root, which sends people to the console.
+const ROOT: &str = "/";
+
+/// Every route in its frame, as the server serves them.
+pub type Framed = frame::Frame<Router>;

@@ -1,6 +1,7 @@
 //! What every answer carries, whatever the route and whatever went wrong:
 //! a request id (the client's own, or a new one per request) and
-//! `Cache-Control: no-store`; and each request is counted once.
+//! `Cache-Control: no-store`; and each request is counted once, under the
+//! template of the route it reached.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -59,7 +60,24 @@ async fn every_answer_carries_a_request_id_and_no_store_and_is_counted_once(app:
         .unwrap();
     assert_eq!(mine.headers()["x-request-id"], "trace-7f3a");
 
+    // Console pages are named by their templates too, ids left out.
+    app.call(Method::GET, "/console/sign-in", None, None).await;
+    app.call(
+        Method::GET,
+        &format!("/console/projects/{DEMO}/keys/key_0000000000000000000000"),
+        None,
+        None,
+    )
+    .await;
+
     let metrics = app.call(Method::GET, "/metrics", None, None).await.text;
+    for template in [
+        "route=\"/console/sign-in\",method=\"GET\"",
+        "route=\"/console/projects/{project_id}/keys/{key_id}\",method=\"GET\"",
+    ] {
+        assert!(metrics.contains(template), "{template} in {metrics}");
+    }
+    assert!(!metrics.contains(DEMO), "no concrete path is a label");
     assert_eq!(
         metric_value(
             &metrics,

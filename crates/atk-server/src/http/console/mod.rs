@@ -19,7 +19,7 @@ mod projects;
 mod session;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 
 use super::AppState;
 
@@ -67,42 +67,56 @@ pub struct ConsoleSettings {
 /// the security headers are this router's own; the JSON API keeps its error
 /// shape.
 pub fn router() -> Router<AppState> {
-    use paths::route;
-    Router::new()
-        .route(route::HOME, get(projects::home))
-        .route(route::STYLESHEET, get(assets::stylesheet))
-        .route(route::SCRIPT, get(assets::script))
-        .route(
-            route::SIGN_IN,
-            get(accounts::sign_in_page).post(accounts::sign_in),
-        )
-        .route(route::SIGN_OUT, post(accounts::sign_out))
-        .route(route::HELP, post(help::ask))
-        .route(
-            route::SETUP,
-            get(accounts::setup_page).post(accounts::setup),
-        )
-        .route(
-            route::INVITE,
-            get(accounts::invite_page).post(accounts::accept_invite),
-        )
-        .route(route::PROJECT, get(projects::project_home))
-        .route(route::KEYS, get(keys::list).post(keys::create))
-        .route(route::NEW_KEY, get(keys::new_key))
-        .route(route::KEY, get(keys::detail))
-        .route(route::ROTATE, post(keys::rotate))
-        .route(route::REVOKE, post(keys::revoke))
-        .route(route::EXPIRE, post(keys::expire))
-        .route(route::ENTITLEMENTS, get(projects::entitlements))
-        .route(route::ENTITLEMENT, post(projects::change_entitlement))
-        .route(
-            route::MEMBERS,
-            get(accounts::members).post(accounts::invite),
-        )
-        .route(route::MEMBER_ROLE, post(accounts::set_role))
-        .route(route::AUDIT, get(audit::audit_log))
-        .route(route::HELP_GAPS, get(help_gaps::help_gaps))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        })
         .fallback(page::not_found)
         .method_not_allowed_fallback(page::method_not_allowed)
         .layer(axum::middleware::map_response(page::security_headers))
+}
+
+/// The templates of [`router`]'s routes, relative to [`paths::HOME`].
+pub fn templates() -> impl Iterator<Item = &'static str> {
+    routes().into_iter().map(|(path, _)| path)
+}
+
+fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    use paths::route;
+    vec![
+        (route::HOME, get(projects::home)),
+        (route::STYLESHEET, get(assets::stylesheet)),
+        (route::SCRIPT, get(assets::script)),
+        (
+            route::SIGN_IN,
+            get(accounts::sign_in_page).post(accounts::sign_in),
+        ),
+        (route::SIGN_OUT, post(accounts::sign_out)),
+        (route::HELP, post(help::ask)),
+        (
+            route::SETUP,
+            get(accounts::setup_page).post(accounts::setup),
+        ),
+        (
+            route::INVITE,
+            get(accounts::invite_page).post(accounts::accept_invite),
+        ),
+        (route::PROJECT, get(projects::project_home)),
+        (route::KEYS, get(keys::list).post(keys::create)),
+        (route::NEW_KEY, get(keys::new_key)),
+        (route::KEY, get(keys::detail)),
+        (route::ROTATE, post(keys::rotate)),
+        (route::REVOKE, post(keys::revoke)),
+        (route::EXPIRE, post(keys::expire)),
+        (route::ENTITLEMENTS, get(projects::entitlements)),
+        (route::ENTITLEMENT, post(projects::change_entitlement)),
+        (
+            route::MEMBERS,
+            get(accounts::members).post(accounts::invite),
+        ),
+        (route::MEMBER_ROLE, post(accounts::set_role)),
+        (route::AUDIT, get(audit::audit_log)),
+        (route::HELP_GAPS, get(help_gaps::help_gaps)),
+    ]
 }
