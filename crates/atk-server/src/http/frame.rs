@@ -85,6 +85,31 @@ struct Shared {
     pepper: Pepper,
     body_timeout: Duration,
     routes: RouteLabels,
+    hot: Option<HotRoute>,
+}
+
+/// The future of a route the frame serves itself (see [`HotRoute`]).
+pub type HotFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// The one route the frame answers itself, without the router's lookup and
+/// the boxed route it clones for every request: verify, which product
+/// backends call on every request they serve. The router keeps the route
+/// too (the OpenAPI document, and any request the frame does not take), and
+/// both call the same handler, so both answer alike.
+pub struct HotRoute {
+    /// One of the router's templates (checked when the frame is built).
+    pub template: &'static str,
+    pub method: Method,
+    pub answer: Box<dyn Fn(Request) -> HotFuture + Send + Sync>,
+}
+
+impl std::fmt::Debug for HotRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HotRoute")
+            .field("template", &self.template)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> Frame<S> {
@@ -108,7 +133,28 @@ impl<S> Frame<S> {
                 pepper,
                 body_timeout,
                 routes,
+                hot: None,
             }),
+        }
+    }
+
+    /// This frame, answering `hot` itself.
+    ///
+    /// # Panics
+    /// When `hot`'s template is not one of the router's, a mistake in how
+    /// the server is put together: the route would never be taken.
+    pub fn with_hot_route(self, hot: HotRoute) -> Self {
+        let mut shared =
+            Arc::into_inner(self.shared).expect("the frame is set up before it is cloned");
+        assert_eq!(
+            shared.routes.label(hot.template),
+            hot.template,
+            "the hot route is one of the router's"
+        );
+        shared.hot = Some(hot);
+        Self {
+            inner: self.inner,
+            shared: Arc::new(shared),
         }
     }
 }
@@ -149,7 +195,16 @@ where
         );
         let inner = {
             let _entered = span.enter();
-            self.inner.call(request)
+            match &self.shared.hot {
+                Some(hot) if route == hot.template && *request.method() == hot.method => {
+                    Routed::Hot {
+                        future: (hot.answer)(request),
+                    }
+                }
+                _ => Routed::Router {
+                    future: self.inner.call(request),
+                },
+            }
         };
         FrameFuture {
             inner,
@@ -164,10 +219,33 @@ where
 }
 
 pin_project! {
+    /// The answer of the router, or of the hot route.
+    #[project = RoutedProjection]
+    pub enum Routed<F> {
+        Router { #[pin] future: F },
+        Hot { future: HotFuture },
+    }
+}
+
+impl<F> Future for Routed<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            RoutedProjection::Router { future } => future.poll(cx),
+            RoutedProjection::Hot { future } => future.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+pin_project! {
     /// A route's answer, then the frame's bookkeeping.
     pub struct FrameFuture<F> {
         #[pin]
-        inner: F,
+        inner: Routed<F>,
         span: Span,
         started: Instant,
         request_id: Option<HeaderValue>,
@@ -346,6 +424,56 @@ mod tests {
             Pepper::from_bytes(&[9; 32]).unwrap(),
             Duration::from_secs(10),
         )
+    }
+
+    fn answering(text: &'static str) -> HotRoute {
+        HotRoute {
+            template: crate::metrics::route_label("/healthz"),
+            method: Method::POST,
+            answer: Box::new(move |_| Box::pin(async move { text.into_response() })),
+        }
+    }
+
+    async fn text_of(response: Response) -> String {
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_hot_route_is_answered_by_the_frame_and_everything_else_by_the_router() {
+        let router = tower::service_fn(|_: Request| async {
+            Ok::<Response, Infallible>("router".into_response())
+        });
+        let framed = frame(router).with_hot_route(answering("hot"));
+        for (method, path, expected) in [
+            (Method::POST, "/healthz", "hot"),
+            (Method::POST, "/healthz?probe=1", "hot"),
+            (Method::GET, "/healthz", "router"),
+            (Method::POST, "/healthz/", "router"),
+            (Method::POST, "/elsewhere", "router"),
+        ] {
+            let request = axum::http::Request::builder()
+                .method(method.clone())
+                .uri(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = framed.clone().oneshot(request).await.unwrap();
+            assert!(response.headers().contains_key("x-request-id"));
+            assert_eq!(text_of(response).await, expected, "{method} {path}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "the hot route is one of the router's")]
+    fn a_hot_route_the_router_does_not_have_is_refused_at_start() {
+        let router = tower::service_fn(|_: Request| async {
+            Ok::<Response, Infallible>(Response::default())
+        });
+        let mut stray = answering("hot");
+        stray.template = "/v1/keys/verify";
+        let _ = frame(router).with_hot_route(stray);
     }
 
     #[test]

@@ -113,8 +113,15 @@ pub fn router(state: AppState, body_timeout: Duration) -> Framed {
         )
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state);
-    frame::Frame::new(router, routes, metrics, admin, pepper, body_timeout)
+        .with_state(state.clone());
+    let verify = frame::HotRoute {
+        template: crate::metrics::route_label(verify::PATH),
+        method: axum::http::Method::POST,
+        answer: Box::new(move |request| {
+            axum::handler::Handler::call(verify::verify_key, request, state.clone())
+        }),
+    };
+    frame::Frame::new(router, routes, metrics, admin, pepper, body_timeout).with_hot_route(verify)
 }
 
 /// The root, which sends people to the console.

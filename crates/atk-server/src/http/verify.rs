@@ -1,9 +1,10 @@
 use atk_api::error::ErrorBody;
 use atk_api::verify::{VerifyRequest, VerifyResponse};
 use atk_core::decision::{VerifyCode, VerifyContext};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -14,6 +15,9 @@ use super::extract::ApiJson;
 
 /// Room for an answer with a dozen scopes, written without growing.
 const USUAL_ANSWER_LENGTH: usize = 512;
+
+/// The route, which the frame also answers itself (see `frame::HotRoute`).
+pub const PATH: &str = "/v1/keys/verify";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(verify_key))
@@ -29,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 400, description = "Malformed request or an action outside the catalog", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
     ))]
-async fn verify_key(
+pub(super) async fn verify_key(
     State(state): State<AppState>,
     SourceIp(address): SourceIp,
     ApiJson(body): ApiJson<VerifyRequest>,
@@ -63,12 +67,12 @@ async fn verify_key(
     // own writer (serde's cost more than the verification).
     let mut body = Vec::with_capacity(USUAL_ANSWER_LENGTH);
     verification.response().write_json(&mut body);
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response())
+    // Built as it goes out: `(headers, Vec).into_response()` set a binary
+    // content type first and then replaced it.
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
 }
