@@ -66,7 +66,7 @@ pub(super) async fn verify_key(
     // Written here, straight from the borrowed record, by the wire type's
     // own writer (serde's cost more than the verification).
     let mut body = Vec::with_capacity(USUAL_ANSWER_LENGTH);
-    verification.response().write_json(&mut body);
+    verification.write_json(&mut body);
     // Built as it goes out: `(headers, Vec).into_response()` set a binary
     // content type first and then replaced it.
     let mut response = Response::new(Body::from(body));

@@ -9,7 +9,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use atk_core::ids::ProjectId;
-use atk_core::key::VerifiableKey;
+use atk_core::key::{Scopes, VerifiableKey};
 
 /// The table is swept when it holds this many values, or twice as many as
 /// were in use at the last sweep, whichever is more.
@@ -59,7 +59,7 @@ impl<T: ?Sized + Eq + Hash> Table<T> {
 
 pub struct Interned {
     projects: Table<ProjectId>,
-    scopes: Table<[String]>,
+    scopes: Table<Scopes>,
 }
 
 impl Interned {
