@@ -313,7 +313,7 @@ def compare(args, work):
             rows = []
             print(f"\n{connections} connections")
             print(f"{'round':<6}{'healthz/s':>11}{'hello/s':>11}{'verify/s':>11}{'minimal/s':>11}{'redis/s':>11}"
-                  f"{'verify p50':>11}{'p99':>8}{'healthz p99':>12}")
+                  f"{'verify p50':>11}{'p99':>8}{'minimal p99':>12}{'healthz p99':>12}{'hello p99':>10}")
             for round_ in range(1, args.rounds + 1):
                 healthz = wrk(deployment.base + "/healthz", connections, args.seconds)
                 hello_r = wrk(hello.base + "/hello", connections, args.seconds)
@@ -322,11 +322,13 @@ def compare(args, work):
                 redis = redis_get(connections, args.seconds)
                 rows.append((healthz, hello_r, verify, minimal_r, redis))
                 print(f"{round_:<6}{healthz[0]:>11.0f}{hello_r[0]:>11.0f}{verify[0]:>11.0f}{minimal_r[0]:>11.0f}"
-                      f"{redis:>11.0f}{verify[1]:>9.2f}ms{verify[2]:>6.2f}ms{healthz[2]:>10.2f}ms")
+                      f"{redis:>11.0f}{verify[1]:>9.2f}ms{verify[2]:>6.2f}ms{minimal_r[2]:>10.2f}ms"
+                      f"{healthz[2]:>10.2f}ms{hello_r[2]:>8.2f}ms")
             med = statistics.median
             print(f"medians: healthz {med(r[0][0] for r in rows):.0f}/s, hello {med(r[1][0] for r in rows):.0f}/s, "
                   f"verify {med(r[2][0] for r in rows):.0f}/s (p50 {med(r[2][1] for r in rows):.2f} ms, "
-                  f"p99 {med(r[2][2] for r in rows):.2f} ms), minimal {med(r[3][0] for r in rows):.0f}/s, "
+                  f"p99 {med(r[2][2] for r in rows):.2f} ms), minimal {med(r[3][0] for r in rows):.0f}/s "
+                  f"(p99 {med(r[3][2] for r in rows):.2f} ms), "
                   f"redis GET {med(r[4] for r in rows):.0f}/s")
             print(f"ratios (median of rounds): verify/minimal {med(r[2][0] / r[3][0] for r in rows):.3f}, "
                   f"verify/redis {med(r[2][0] / r[4] for r in rows):.3f}, "

@@ -149,7 +149,7 @@ pub struct VerifiableKey {
 /// A key's scopes, with the JSON array of them written once: every
 /// verification answer carries the list, and a Project API Key holds every
 /// scope of the catalog, so writing it per answer cost more than deciding.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scopes {
     list: Box<[String]>,
     json: Box<str>,
@@ -170,6 +170,14 @@ impl Scopes {
     }
 }
 
+/// As its list alone (the JSON is written from it), so a scope list can be
+/// looked up among shared ones by its strings.
+impl std::hash::Hash for Scopes {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.list.hash(state);
+    }
+}
+
 impl std::ops::Deref for Scopes {
     type Target = [String];
 
@@ -187,12 +195,23 @@ impl VerifiableKey {
 
 impl From<KeyRecord> for VerifiableKey {
     fn from(key: KeyRecord) -> Self {
+        let project_id = Arc::new(key.project_id.clone());
+        let scopes = Arc::new(Scopes::new(key.scopes.clone()));
+        Self::sharing(key, project_id, scopes)
+    }
+}
+
+impl VerifiableKey {
+    /// What verifying reads of `key`, holding `project_id` and `scopes`:
+    /// copies of its own that other keys share.
+    pub fn sharing(key: KeyRecord, project_id: Arc<ProjectId>, scopes: Arc<Scopes>) -> Self {
+        debug_assert!(*project_id == key.project_id && **scopes == *key.scopes);
         Self {
             id: key.id,
-            project_id: Arc::new(key.project_id),
+            project_id,
             kind: key.kind,
             environment: key.environment,
-            scopes: Arc::new(Scopes::new(key.scopes)),
+            scopes,
             expires_at: key.expires_at,
             revoked_at: key.revoked_at,
             allowed_ips: key.allowed_ips,

@@ -9,7 +9,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use atk_core::ids::ProjectId;
-use atk_core::key::{Scopes, VerifiableKey};
+use atk_core::key::{KeyRecord, Scopes, VerifiableKey};
 
 /// The table is swept when it holds this many values, or twice as many as
 /// were in use at the last sweep, whichever is more.
@@ -24,8 +24,40 @@ struct Table<T: ?Sized> {
 }
 
 struct Values<T: ?Sized> {
-    set: HashSet<Arc<T>, foldhash::fast::RandomState>,
+    set: HashSet<Shared<T>, foldhash::fast::RandomState>,
     sweep_at: usize,
+}
+
+/// A shared value in the table, found by the value or by what it borrows
+/// as (a scope list by its strings), so a value read from the store is
+/// looked up before it is built.
+struct Shared<T: ?Sized>(Arc<T>);
+
+impl<T: ?Sized + PartialEq> PartialEq for Shared<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<T: ?Sized + Eq> Eq for Shared<T> {}
+
+impl<T: ?Sized + Hash> Hash for Shared<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl<T: ?Sized> Borrow<T> for Shared<T> {
+    fn borrow(&self) -> &T {
+        &self.0
+    }
+}
+
+/// `Scopes` hashes and compares as its list of strings.
+impl Borrow<[String]> for Shared<Scopes> {
+    fn borrow(&self) -> &[String] {
+        &self.0
+    }
 }
 
 impl<T: ?Sized + Eq + Hash> Table<T> {
@@ -38,21 +70,24 @@ impl<T: ?Sized + Eq + Hash> Table<T> {
         }
     }
 
-    /// The shared copy equal to `value` (`value` itself if it is the first).
-    fn share(&self, value: Arc<T>) -> Arc<T>
+    /// The shared copy equal to `probe`, or, for the first, the one `make`
+    /// builds (only then: most keys share what is already here).
+    fn share<Q>(&self, probe: &Q, make: impl FnOnce() -> Arc<T>) -> Arc<T>
     where
-        Arc<T>: Borrow<T>,
+        Q: ?Sized + Eq + Hash,
+        Shared<T>: Borrow<Q>,
     {
         let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(shared) = values.set.get(&*value) {
-            return shared.clone();
+        if let Some(shared) = values.set.get(probe) {
+            return shared.0.clone();
         }
         if values.set.len() >= values.sweep_at {
             // Held by the table alone: no cached key uses it.
-            values.set.retain(|value| Arc::strong_count(value) > 1);
+            values.set.retain(|value| Arc::strong_count(&value.0) > 1);
             values.sweep_at = SWEEP_AT_LEAST.max(2 * values.set.len());
         }
-        values.set.insert(value.clone());
+        let value = make();
+        values.set.insert(Shared(value.clone()));
         value
     }
 }
@@ -70,12 +105,16 @@ impl Interned {
         }
     }
 
-    /// `key` with its project id and scope list shared with the keys
-    /// cached before it.
-    pub fn share(&self, mut key: VerifiableKey) -> VerifiableKey {
-        key.project_id = self.projects.share(key.project_id);
-        key.scopes = self.scopes.share(key.scopes);
-        key
+    /// What the verifier caches of `key`, its project id and scope list
+    /// shared with the keys cached before it.
+    pub fn verifiable(&self, key: KeyRecord) -> VerifiableKey {
+        let project_id = self
+            .projects
+            .share(&key.project_id, || Arc::new(key.project_id.clone()));
+        let scopes = self.scopes.share(key.scopes.as_slice(), || {
+            Arc::new(Scopes::new(key.scopes.clone()))
+        });
+        VerifiableKey::sharing(key, project_id, scopes)
     }
 }
 
@@ -83,30 +122,44 @@ impl Interned {
 mod tests {
     use super::*;
 
+    fn share(table: &Table<Scopes>, name: &str) -> Arc<Scopes> {
+        let list = vec![name.to_owned()];
+        table.share(list.as_slice(), || Arc::new(Scopes::new(list.clone())))
+    }
+
     #[test]
     fn equal_values_share_one_copy_and_values_no_key_holds_are_swept() {
-        let table: Table<[String]> = Table::new();
-        let first = table.share(Arc::from(vec!["qr.scan.read".to_owned()]));
-        let second = table.share(Arc::from(vec!["qr.scan.read".to_owned()]));
+        let table = Table::new();
+        let first = share(&table, "qr.scan.read");
+        let second = share(&table, "qr.scan.read");
         assert!(Arc::ptr_eq(&first, &second));
         // Many values that nothing keeps: swept, so the table stays small.
         for n in 0..3 * SWEEP_AT_LEAST {
-            table.share(Arc::from(vec![n.to_string()]));
+            share(&table, &n.to_string());
         }
         let held = table.values.lock().unwrap().set.len();
         assert!(held <= SWEEP_AT_LEAST, "{held}");
         // A value still in use survived every sweep and is still shared.
-        let third = table.share(Arc::from(vec!["qr.scan.read".to_owned()]));
+        let third = share(&table, "qr.scan.read");
         assert!(Arc::ptr_eq(&first, &third));
     }
 
     #[test]
     fn values_in_use_stay_shared_past_the_sweep_size() {
-        let table: Table<[String]> = Table::new();
-        let kept: Vec<Arc<[String]>> = (0..2 * SWEEP_AT_LEAST)
-            .map(|n| table.share(Arc::from(vec![n.to_string()])))
+        let table = Table::new();
+        let kept: Vec<Arc<Scopes>> = (0..2 * SWEEP_AT_LEAST)
+            .map(|n| share(&table, &n.to_string()))
             .collect();
-        let again = table.share(Arc::from(vec![SWEEP_AT_LEAST.to_string()]));
+        let again = share(&table, &SWEEP_AT_LEAST.to_string());
         assert!(Arc::ptr_eq(&kept[SWEEP_AT_LEAST], &again));
+    }
+
+    #[test]
+    fn a_shared_value_is_built_only_the_first_time() {
+        let table: Table<ProjectId> = Table::new();
+        let project = ProjectId::parse("project_identity_demo").unwrap();
+        let first = table.share(&project, || Arc::new(project.clone()));
+        let second = table.share(&project, || unreachable!("already shared"));
+        assert!(Arc::ptr_eq(&first, &second));
     }
 }

@@ -399,7 +399,7 @@ impl Verifier {
         let Some(key) = self.store.find_key_by_hash(hash).await? else {
             return Ok(None);
         };
-        let key = self.interned.share(key.into());
+        let key = self.interned.verifiable(key);
         if live.is_some() {
             self.keys.insert(*hash, key.clone(), now);
             self.drop_if_changed_meanwhile(generation, || self.keys.invalidate(hash));
