@@ -21,10 +21,13 @@ impl Clock for SystemClock {
         // Read as milliseconds directly: `Utc::now().timestamp_millis()`
         // turned the time into a calendar date and back, which cost as much
         // as the rest of a cached verification's bookkeeping.
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        millis_to_time(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
+        let millis = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+            // A clock set before 1970: rounded down, as chrono rounds.
+            Err(before) => i64::try_from(before.duration().as_nanos().div_ceil(1_000_000))
+                .map_or(i64::MIN, |millis| -millis),
+        };
+        millis_to_time(millis)
     }
 }
 

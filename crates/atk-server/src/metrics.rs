@@ -46,8 +46,8 @@ pub struct HttpLabels {
 
 /// A route template as a static string: each distinct template (there are
 /// as many as the router has routes) is stored once for the process. The
-/// set hashes with foldhash: templates are ours, not the client's, so
-/// SipHash's flood resistance buys nothing on this per-request lookup.
+/// frame labels requests with these (see `http::frame::RouteLabels`), so
+/// this runs when the server starts, not per request.
 pub fn route_label(template: &str) -> &'static str {
     type Templates = std::collections::HashSet<&'static str, foldhash::fast::FixedState>;
     static TEMPLATES: std::sync::OnceLock<std::sync::RwLock<Templates>> =

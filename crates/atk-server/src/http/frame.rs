@@ -95,7 +95,9 @@ pub type HotFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 /// the boxed route it clones for every request: verify, which product
 /// backends call on every request they serve. The router keeps the route
 /// too (the OpenAPI document, and any request the frame does not take), and
-/// both call the same handler, so both answer alike.
+/// both call the same handler, so both answer alike. One difference shows
+/// only in process: axum's router writes `Content-Length`, which hyper
+/// writes on the wire for both.
 pub struct HotRoute {
     /// One of the router's templates (checked when the frame is built).
     pub template: &'static str,
