@@ -217,16 +217,23 @@ impl Verifier {
     /// (scope, then the entitlement of the action's product, read only when
     /// needed). Each stage is the domain's; this only runs them in order
     /// and does the I/O between them.
-    pub async fn verify(
-        &self,
-        secret: &str,
-        context: VerifyContext<'_>,
-    ) -> Result<Verification, VerifyError> {
-        self.verify_at(secret, context, self.clock.now()).await
+    ///
+    /// Not an `async fn` of its own: it hands on [`Self::verify_at`]'s
+    /// future, which a wrapping future would copy whole (it is large).
+    pub fn verify<'a>(
+        &'a self,
+        secret: &'a str,
+        context: VerifyContext<'a>,
+    ) -> impl Future<Output = Result<Verification, VerifyError>> + Send + 'a {
+        self.verify_at(secret, context, self.clock.now())
     }
 
     /// [`Self::verify`] at `now`, read from this verifier's clock by a
     /// caller that needed the time already (one reading per request).
+    ///
+    /// The stages run in this one `async fn`, each outcome counted where
+    /// it is reached: a second `async fn` around them made every
+    /// verification copy the inner future and its answer once more.
     pub async fn verify_at(
         &self,
         secret: &str,
@@ -236,18 +243,6 @@ impl Verifier {
         // Reading the clock costs as much as a cache lookup here, so one
         // verification in LATENCY_SAMPLE is timed for the histogram.
         let started = metrics::sample_latency().then(std::time::Instant::now);
-        let verification = self.decide(secret, context, now).await?;
-        self.metrics
-            .verified(verification.decision.code, started.map(|at| at.elapsed()));
-        Ok(verification)
-    }
-
-    async fn decide(
-        &self,
-        secret: &str,
-        context: VerifyContext<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Verification, VerifyError> {
         // Resolved against the catalog so the action is a `&'static str`
         // from here on: counting it allocates nothing.
         // Looked up once: the scope for counting, the product for the
@@ -263,17 +258,11 @@ impl Verifier {
         let action = resolved.map(|(_, action)| action.scope.as_str());
         let context = VerifyContext { action, ..context };
         let Ok(parsed) = ParsedSecret::parse(secret) else {
-            return Ok(Verification {
-                decision: Decision::malformed(),
-                key: None,
-            });
+            return Ok(self.counted(Decision::malformed(), None, started));
         };
         // One clock reading serves the cache's expiry and the decision.
         let Some(key) = self.lookup(&self.pepper.hash(&parsed), now).await? else {
-            return Ok(Verification {
-                decision: Decision::not_found(),
-                key: None,
-            });
+            return Ok(self.counted(Decision::not_found(), None, started));
         };
         let decision = match check_key(&key, &context, now) {
             Some(refused) => refused,
@@ -294,10 +283,19 @@ impl Verifier {
         };
         self.usage.record(&key, action, decision.code, now);
         tracing::debug!(key_id = %key.id, code = decision.code.as_str(), "verified");
-        Ok(Verification {
-            decision,
-            key: Some(key),
-        })
+        Ok(self.counted(decision, Some(key), started))
+    }
+
+    /// A verification's outcome, counted in the metrics.
+    fn counted(
+        &self,
+        decision: Decision,
+        key: Option<VerifiableKey>,
+        started: Option<std::time::Instant>,
+    ) -> Verification {
+        self.metrics
+            .verified(decision.code, started.map(|at| at.elapsed()));
+        Verification { decision, key }
     }
 
     /// The active key behind a credential, or `None` (malformed, unknown,
