@@ -347,6 +347,13 @@ def flood(args, work):
         deployment.insert_keys(args.keys, verifiable=False)
     deployment.start()
     try:
+        # The node loads its membership filter after it starts answering; a
+        # flood sent before that is looked up in the store, as it must be.
+        loading = time.perf_counter()
+        while deployment.metric("atk_membership_filter_keys") < args.keys:
+            if time.perf_counter() - loading > 120:
+                sys.exit("the membership filter did not load within 120 s")
+            time.sleep(0.05)
         before = deployment.metric('atk_store_queries_total{kind="key_lookup"}')
         filtered_before = deployment.metric("atk_unknown_keys_filtered_total")
         started = time.perf_counter()
