@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """HTTP benchmark of verification against its yardsticks, in one run.
 
-    bench/verify.py [--rounds 3] [--seconds 8] [--keys 100000] [--postgres URL]
+    bench/verify.py [--rounds 3] [--seconds 8] [--keys 100000] [--postgres URL] [--pin]
     bench/verify.py --flood 100000          # unknown-key flood only
     bench/verify.py --rss 1000000           # RSS with that many keys cached
 
@@ -16,6 +16,10 @@ connection count the medians and the ratios verify/minimal,
 verify/redis and healthz/hello (medians of the per-round ratios: the
 machine is shared and noisy, ratios measured side by side hold better than
 absolute figures).
+
+--pin runs the servers on CPU 0 and wrk (one thread) and redis-benchmark
+on CPU 1, so that latency is the server's own and not the scheduler's time
+slices between wrk and the server on two shared cores.
 
 --flood sends that many distinct, well-formed, never-issued keys and
 reports how many store queries they caused (from /metrics). --rss creates
@@ -111,7 +115,8 @@ end
 """
 
 
-def secrets_script(work, total, offset, threads=2):
+def secrets_script(work, total, offset, threads=None):
+    threads = threads or int(WRK_THREADS[2:])
     path = os.path.join(work, f"secrets-{offset}.lua")
     with open(path, "w") as file:
         file.write(SECRETS_LUA.replace("TOTAL", str(total)).replace("OFFSET", str(offset)).replace("STEP", str(threads)))
@@ -126,10 +131,20 @@ def build():
     )
 
 
+# With --pin, servers run on CPU 0 and the load generators on CPU 1: the
+# layout of a server whose clients are other machines, so that latency is
+# the server's own and not the time wrk and the server wait for each other's
+# time slices on two shared cores. Set in main().
+SERVER_CPU = []
+LOAD_CPU = []
+WRK_THREADS = "-t2"
+
+
 class Process:
     """A server that prints `listening on http://ADDR` on stdout."""
 
     def __init__(self, argv, env=None, log=None):
+        argv = SERVER_CPU + argv
         self.process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=log or subprocess.DEVNULL, text=True)
         for line in self.process.stdout:
             match = re.search(r"listening on (http://[0-9.:]+)", line)
@@ -259,7 +274,7 @@ class Deployment:
 
 
 def wrk(url, connections, seconds, script=None):
-    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    argv = LOAD_CPU + ["wrk", WRK_THREADS, f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script:
         argv += ["-s", script]
     out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
@@ -279,7 +294,7 @@ def redis_get(clients, seconds_hint):
     requests = max(100_000, int(90_000 * seconds_hint))
     subprocess.run(["redis-cli", "SET", "atk-bench", "x"], capture_output=True, check=True)
     out = subprocess.run(
-        ["redis-benchmark", "-t", "get", "-c", str(clients), "-n", str(requests), "-P", "1", "-q", "--csv"],
+        LOAD_CPU + ["redis-benchmark", "-t", "get", "-c", str(clients), "-n", str(requests), "-P", "1", "-q", "--csv"],
         capture_output=True, text=True, check=True,
     ).stdout
     row = [line for line in out.splitlines() if line.startswith('"GET"')][0]
@@ -306,7 +321,8 @@ def compare(args, work):
     minimal = Process([os.path.join(bare, "minimal_verify"), secret])
     script = verify_script(work, secret)
     store = f"PostgreSQL ({args.postgres})" if args.postgres else "SQLite"
-    print(f"atk on {store} with {args.keys} keys; wrk -t2, {args.seconds} s per run; medians of {args.rounds} rounds")
+    layout = "servers on CPU 0, wrk -t1 and redis-benchmark on CPU 1 (Redis itself unpinned)" if args.pin else "wrk -t2, all sharing both CPUs"
+    print(f"atk on {store} with {args.keys} keys; {layout}; {args.seconds} s per run; medians of {args.rounds} rounds")
     Client(deployment.base).call("POST", "/v1/keys/verify", {"key": secret, "action": "notification.send"})
     try:
         for connections in (16, 64):
@@ -429,7 +445,11 @@ def main():
     parser.add_argument("--flood", type=int, metavar="N")
     parser.add_argument("--rss", type=int, metavar="N")
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--pin", action="store_true", help="servers on CPU 0, load generators on CPU 1 (taskset)")
     args = parser.parse_args()
+    if args.pin:
+        global SERVER_CPU, LOAD_CPU, WRK_THREADS
+        SERVER_CPU, LOAD_CPU, WRK_THREADS = ["taskset", "-c", "0"], ["taskset", "-c", "1"], "-t1"
     if not args.no_build:
         build()
     work = tempfile.mkdtemp(prefix="atk-bench-")
