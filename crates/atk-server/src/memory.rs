@@ -4,9 +4,11 @@
 //! over one arena per thread: reading a million keys from the store to
 //! cache them leaves about 70 MB of freed rows behind, resident, though the
 //! cache itself holds only the compact records. Trimming hands whole free
-//! pages back; a node's resident memory then follows what it holds. Other
-//! allocators and platforms return memory on their own, so this does
-//! nothing there.
+//! pages back; a node's resident memory then follows what it holds. The
+//! `atk` binary allocates with jemalloc, which hands pages back on its own
+//! (see its `malloc_conf`); what still goes through glibc is what C code
+//! allocates (SQLite's page cache, for one), and this trims that. Other
+//! platforms return memory on their own, so this does nothing there.
 
 use std::time::Duration;
 
