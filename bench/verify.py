@@ -144,8 +144,7 @@ class Process:
     """A server that prints `listening on http://ADDR` on stdout."""
 
     def __init__(self, argv, env=None, log=None):
-        argv = SERVER_CPU + argv
-        self.process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=log or subprocess.DEVNULL, text=True)
+        self.process = subprocess.Popen(SERVER_CPU + argv, env=env, stdout=subprocess.PIPE, stderr=log or subprocess.DEVNULL, text=True)
         for line in self.process.stdout:
             match = re.search(r"listening on (http://[0-9.:]+)", line)
             if match:
@@ -425,8 +424,8 @@ def rss(args, work):
             time.sleep(0.5)
         print(f"usage saved after {time.perf_counter() - waited:.0f} s more; "
               f"RSS: {deployment.server.rss_mib():.0f} MiB (heap {deployment.server.rss_mib('RssAnon'):.0f} MiB)")
-        # At rest: the node hands freed memory back every 10 s
-        # (atk_server::memory), so what stays is what it holds.
+        # At rest: the node hands freed memory back (jemalloc after a
+        # second, glibc's part every 10 s), so what stays is what it holds.
         time.sleep(11)
         cached = deployment.metric('atk_verifier_cache_entries{cache="keys"}')
         print(f"at rest, with {cached:.0f} keys cached: RSS {deployment.server.rss_mib():.0f} MiB "

@@ -18,11 +18,6 @@ use atk_server::startup::Services;
 use atk_store::Store;
 use criterion::{Criterion, criterion_group, criterion_main};
 
-/// The allocator the `atk` binary runs with (its `main.rs`), so that the
-/// figure is the product's.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 fn verification(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -31,19 +31,20 @@ use output::{Output, describe_key};
 /// request on them (callgrind, per request: verify 36,189 -> 34,487,
 /// healthz 17,206 -> 16,080). mimalloc was as fast but held 322-370 MiB
 /// with a million keys cached, against 267 MiB for glibc with its heap
-/// trimmed; jemalloc, configured below, 259-265 MiB.
+/// trimmed; jemalloc, configured below, 265 MiB.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's settings, read at its start (`_RJEM_MALLOC_CONF` in the
-/// environment still overrides them): one arena per CPU rather than four,
-/// and freed pages handed back to the system by a background thread after
-/// a second rather than ten, so that resident memory follows what the node
-/// holds once a burst (a million keys read into the cache) is over.
+/// environment still overrides them): freed pages are handed back to the
+/// system by a background thread after a second rather than ten, so that
+/// resident memory follows what the node holds once a burst (a million
+/// keys read into the cache) is over. The type is the one
+/// tikv-jemalloc-sys declares for this symbol.
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8] =
-    b"percpu_arena:percpu,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+pub static malloc_conf: Option<&'static std::ffi::c_char> =
+    Some(unsafe { &*c"background_thread:true,dirty_decay_ms:1000".as_ptr() });
 
 /// Exit statuses: 0 done (or, for `verify`, allowed); 1 refused (`verify`
 /// not allowed, not found, conflict, no or a wrong credential); 2 bad
