@@ -26,14 +26,8 @@ pub struct Health {
     responses((status = 200, description = "The process is alive", body = Health)))]
 async fn healthz() -> axum::response::Response {
     // Written out once, as bytes the binary holds: load balancers and probes
-    // call this constantly. A string answer would first be labelled
-    // text/plain and then relabelled, two header writes where one does.
-    let mut response = axum::response::Response::new(axum::body::Body::from(HEALTHZ_BODY));
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/json"),
-    );
-    response
+    // call this constantly.
+    super::json_response(HEALTHZ_BODY)
 }
 
 const HEALTHZ_BODY: &str = r#"{"status":"ok"}"#;

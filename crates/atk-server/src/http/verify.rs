@@ -1,9 +1,7 @@
 use atk_api::error::ErrorBody;
 use atk_api::verify::{VerifyRequest, VerifyResponse};
 use atk_core::decision::{VerifyCode, VerifyContext};
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -67,12 +65,5 @@ pub(super) async fn verify_key(
     // own writer (serde's cost more than the verification).
     let mut body = Vec::with_capacity(USUAL_ANSWER_LENGTH);
     verification.write_json(&mut body);
-    // Built as it goes out: `(headers, Vec).into_response()` set a binary
-    // content type first and then replaced it.
-    let mut response = Response::new(Body::from(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
+    Ok(super::json_response(body))
 }
