@@ -85,21 +85,24 @@ struct Shared {
     pepper: Pepper,
     body_timeout: Duration,
     routes: RouteLabels,
-    hot: Option<HotRoute>,
+    hot: Vec<HotRoute>,
 }
 
 /// The future of a route the frame serves itself (see [`HotRoute`]).
 pub type HotFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 
-/// The one route the frame answers itself, without the router's lookup and
-/// the boxed route it clones for every request: verify, which product
-/// backends call on every request they serve. The router keeps the route
-/// too (the OpenAPI document, and any request the frame does not take), and
-/// both call the same handler, so both answer alike. One difference shows
-/// only in process: axum's router writes `Content-Length`, which hyper
-/// writes on the wire for both.
+/// A route the frame answers itself, without the router's lookup and the
+/// boxed route it clones for every request: verify, which product backends
+/// call on every request they serve, and `/healthz`, which load balancers
+/// call constantly. Its path is a fixed one, so the frame tells it by
+/// comparing the path, before any template lookup. The router keeps the
+/// route too (the OpenAPI document, and any request the frame does not
+/// take), and both call the same handler, so both answer alike. One
+/// difference shows only in process: axum's router writes `Content-Length`,
+/// which hyper writes on the wire for both.
 pub struct HotRoute {
-    /// One of the router's templates (checked when the frame is built).
+    /// One of the router's templates, without parameters (checked when the
+    /// frame is built).
     pub template: &'static str,
     pub method: Method,
     pub answer: Box<dyn Fn(Request) -> HotFuture + Send + Sync>,
@@ -135,16 +138,17 @@ impl<S> Frame<S> {
                 pepper,
                 body_timeout,
                 routes,
-                hot: None,
+                hot: Vec::new(),
             }),
         }
     }
 
-    /// This frame, answering `hot` itself.
+    /// This frame, answering `hot` itself too.
     ///
     /// # Panics
-    /// When `hot`'s template is not one of the router's, a mistake in how
-    /// the server is put together: the route would never be taken.
+    /// When `hot`'s template is not one of the router's or has a parameter,
+    /// a mistake in how the server is put together: the route would never
+    /// be taken, or only for one value of its parameter.
     pub fn with_hot_route(self, hot: HotRoute) -> Self {
         let mut shared =
             Arc::into_inner(self.shared).expect("the frame is set up before it is cloned");
@@ -153,7 +157,8 @@ impl<S> Frame<S> {
             hot.template,
             "the hot route is one of the router's"
         );
-        shared.hot = Some(hot);
+        assert!(!hot.template.contains('{'), "a hot route's path is fixed");
+        shared.hot.push(hot);
         Self {
             inner: self.inner,
             shared: Arc::new(shared),
@@ -186,7 +191,13 @@ where
             Some(id) => RequestId::Client(id.clone()),
             None => RequestId::New(self.shared.ids.next()),
         };
-        let route = self.shared.routes.label(request.uri().path());
+        let path = request.uri().path();
+        let hot = self
+            .shared
+            .hot
+            .iter()
+            .find(|hot| hot.template == path && hot.method == *request.method());
+        let route = hot.map_or_else(|| self.shared.routes.label(path), |hot| hot.template);
         let method = crate::metrics::method_label(request.method());
         let span = request_span(
             request.method(),
@@ -197,13 +208,11 @@ where
         );
         let inner = {
             let _entered = span.enter();
-            match &self.shared.hot {
-                Some(hot) if route == hot.template && *request.method() == hot.method => {
-                    Routed::Hot {
-                        future: (hot.answer)(request),
-                    }
-                }
-                _ => Routed::Router {
+            match hot {
+                Some(hot) => Routed::Hot {
+                    future: (hot.answer)(request),
+                },
+                None => Routed::Router {
                     future: self.inner.call(request),
                 },
             }
@@ -420,7 +429,7 @@ mod tests {
     fn frame<S>(inner: S) -> Frame<S> {
         Frame::new(
             inner,
-            RouteLabels::new(["/healthz"]),
+            RouteLabels::new(["/healthz", "/v1/keys/verify", "/v1/projects/{project_id}"]),
             Arc::new(Metrics::new()),
             AdminCredential::from_hash(SecretHash([7; 32])),
             Pepper::from_bytes(&[9; 32]).unwrap(),
@@ -429,9 +438,13 @@ mod tests {
     }
 
     fn answering(text: &'static str) -> HotRoute {
+        answering_on(Method::POST, "/healthz", text)
+    }
+
+    fn answering_on(method: Method, template: &str, text: &'static str) -> HotRoute {
         HotRoute {
-            template: crate::metrics::route_label("/healthz"),
-            method: Method::POST,
+            template: crate::metrics::route_label(template),
+            method,
             answer: Box::new(move |_| Box::pin(async move { text.into_response() })),
         }
     }
@@ -448,11 +461,15 @@ mod tests {
         let router = tower::service_fn(|_: Request| async {
             Ok::<Response, Infallible>("router".into_response())
         });
-        let framed = frame(router).with_hot_route(answering("hot"));
+        let framed = frame(router)
+            .with_hot_route(answering("hot"))
+            .with_hot_route(answering_on(Method::GET, "/v1/keys/verify", "second"));
         for (method, path, expected) in [
             (Method::POST, "/healthz", "hot"),
             (Method::POST, "/healthz?probe=1", "hot"),
+            (Method::GET, "/v1/keys/verify", "second"),
             (Method::GET, "/healthz", "router"),
+            (Method::POST, "/v1/keys/verify", "router"),
             (Method::POST, "/healthz/", "router"),
             (Method::POST, "/elsewhere", "router"),
         ] {
@@ -474,8 +491,21 @@ mod tests {
             Ok::<Response, Infallible>(Response::default())
         });
         let mut stray = answering("hot");
-        stray.template = "/v1/keys/verify";
+        stray.template = "/v1/keys/rotate";
         let _ = frame(router).with_hot_route(stray);
+    }
+
+    #[test]
+    #[should_panic(expected = "a hot route's path is fixed")]
+    fn a_hot_route_with_a_parameter_is_refused_at_start() {
+        let router = tower::service_fn(|_: Request| async {
+            Ok::<Response, Infallible>(Response::default())
+        });
+        let _ = frame(router).with_hot_route(answering_on(
+            Method::GET,
+            "/v1/projects/{project_id}",
+            "hot",
+        ));
     }
 
     #[test]

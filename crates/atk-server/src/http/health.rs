@@ -24,11 +24,14 @@ pub struct Health {
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "health",
     responses((status = 200, description = "The process is alive", body = Health)))]
-async fn healthz() -> axum::response::Response {
+pub(super) async fn healthz() -> axum::response::Response {
     // Written out once, as bytes the binary holds: load balancers and probes
     // call this constantly.
     super::json_response(HEALTHZ_BODY)
 }
+
+/// Where [`healthz`] answers (the frame answers it without the router).
+pub(super) const PATH: &str = "/healthz";
 
 const HEALTHZ_BODY: &str = r#"{"status":"ok"}"#;
 

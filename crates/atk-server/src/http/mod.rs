@@ -121,7 +121,14 @@ pub fn router(state: AppState, body_timeout: Duration) -> Framed {
             axum::handler::Handler::call(verify::verify_key, request, state.clone())
         }),
     };
-    frame::Frame::new(router, routes, metrics, admin, pepper, body_timeout).with_hot_route(verify)
+    let healthz = frame::HotRoute {
+        template: crate::metrics::route_label(health::PATH),
+        method: axum::http::Method::GET,
+        answer: Box::new(|_| Box::pin(health::healthz())),
+    };
+    frame::Frame::new(router, routes, metrics, admin, pepper, body_timeout)
+        .with_hot_route(verify)
+        .with_hot_route(healthz)
 }
 
 /// The root, which sends people to the console.
