@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """HTTP benchmark of verification against its yardsticks, in one run.
 
-    bench/verify.py [--rounds 3] [--seconds 8] [--keys 100000] [--postgres URL] [--pin]
+    bench/verify.py [--rounds 3] [--seconds 8] [--keys 100000] [--postgres URL] [--shared]
     bench/verify.py --flood 100000          # unknown-key flood only
     bench/verify.py --rss 1000000           # RSS with that many keys cached
 
@@ -17,9 +17,11 @@ verify/redis and healthz/hello (medians of the per-round ratios: the
 machine is shared and noisy, ratios measured side by side hold better than
 absolute figures).
 
---pin runs the servers on CPU 0 and wrk (one thread) and redis-benchmark
-on CPU 1, so that latency is the server's own and not the scheduler's time
-slices between wrk and the server on two shared cores.
+Every server (atk, the yardsticks and, for its run, the local Redis) runs
+on CPU 0 and wrk (one thread) and redis-benchmark on CPU 1, so that latency
+is the server's own and not the scheduler's time slices between wrk and
+the server on two shared cores. --shared lets them all share both CPUs
+(wrk with two threads) instead.
 
 --flood sends that many distinct, well-formed, never-issued keys and
 reports how many store queries they caused (from /metrics). --rss creates
@@ -30,6 +32,7 @@ Redis on 127.0.0.1:6379. Python's standard library otherwise.
 """
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -131,13 +134,13 @@ def build():
     )
 
 
-# With --pin, servers run on CPU 0 and the load generators on CPU 1: the
-# layout of a server whose clients are other machines, so that latency is
-# the server's own and not the time wrk and the server wait for each other's
-# time slices on two shared cores. Set in main().
-SERVER_CPU = []
-LOAD_CPU = []
-WRK_THREADS = "-t2"
+# Servers run on CPU 0 and the load generators on CPU 1: the layout of a
+# server whose clients are other machines, so that latency is the server's
+# own and not the time wrk and the server wait for each other's time slices
+# on two shared cores. main() empties them for --shared.
+SERVER_CPU = ["taskset", "-c", "0"]
+LOAD_CPU = ["taskset", "-c", "1"]
+WRK_THREADS = "-t1"
 
 
 class Process:
@@ -253,7 +256,10 @@ class Deployment:
             # Vacuumed and analysed now rather than by autovacuum in the
             # middle of the first rounds (seen: two of three rounds at 64
             # connections 20% slower for verify, and only while it ran).
+            # The checkpoint writes the loaded pages out now, not while the
+            # servers are measured.
             subprocess.run(["psql", self.postgres, "-qc", "VACUUM ANALYZE api_keys"], check=True)
+            subprocess.run(["psql", self.postgres, "-qc", "CHECKPOINT"], check=True)
         else:
             database = sqlite3.connect(os.path.join(self.work, "data", "atk.sqlite"))
             database.executemany(f"INSERT INTO api_keys ({columns}) VALUES (?,?,?,?,?,?,?,?,?,?)", rows())
@@ -296,12 +302,33 @@ def wrk(url, connections, seconds, script=None):
 def redis_get(clients, seconds_hint):
     requests = max(100_000, int(90_000 * seconds_hint))
     subprocess.run(["redis-cli", "SET", "atk-bench", "x"], capture_output=True, check=True)
-    out = subprocess.run(
-        LOAD_CPU + ["redis-benchmark", "-t", "get", "-c", str(clients), "-n", str(requests), "-P", "1", "-q", "--csv"],
-        capture_output=True, text=True, check=True,
-    ).stdout
+    with redis_on_server_cpu():
+        out = subprocess.run(
+            LOAD_CPU + ["redis-benchmark", "-t", "get", "-c", str(clients), "-n", str(requests), "-P", "1", "-q", "--csv"],
+            capture_output=True, text=True, check=True,
+        ).stdout
     row = [line for line in out.splitlines() if line.startswith('"GET"')][0]
     return float(row.split(",")[1].strip('"'))
+
+
+@contextlib.contextmanager
+def redis_on_server_cpu():
+    """Redis is a system service, not started here: while it is measured it
+    is moved to the servers' CPU, as they are, and put back afterwards.
+    Otherwise the scheduler may run it beside redis-benchmark on the load
+    generators' CPU in some rounds and not in others."""
+    if not SERVER_CPU:
+        yield
+        return
+    info = subprocess.run(["redis-cli", "INFO", "server"], capture_output=True, text=True, check=True).stdout
+    pid = re.search(r"^process_id:(\d+)", info, re.M).group(1)
+    before = subprocess.run(["taskset", "-p", pid], capture_output=True, text=True, check=True).stdout
+    mask = before.strip().rsplit(" ", 1)[1]
+    subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU[-1], pid], capture_output=True, check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["taskset", "-a", "-p", mask, pid], capture_output=True, check=True)
 
 
 def verify_script(work, secret):
@@ -324,7 +351,7 @@ def compare(args, work):
     minimal = Process([os.path.join(bare, "minimal_verify"), secret])
     script = verify_script(work, secret)
     store = f"PostgreSQL ({args.postgres})" if args.postgres else "SQLite"
-    layout = "servers on CPU 0, wrk -t1 and redis-benchmark on CPU 1 (Redis itself unpinned)" if args.pin else "wrk -t2, all sharing both CPUs"
+    layout = "wrk -t2, all sharing both CPUs" if args.shared else "servers (Redis too) on CPU 0, wrk -t1 and redis-benchmark on CPU 1"
     print(f"atk on {store} with {args.keys} keys; {layout}; {args.seconds} s per run; medians of {args.rounds} rounds")
     Client(deployment.base).call("POST", "/v1/keys/verify", {"key": secret, "action": "notification.send"})
     try:
@@ -448,11 +475,12 @@ def main():
     parser.add_argument("--flood", type=int, metavar="N")
     parser.add_argument("--rss", type=int, metavar="N")
     parser.add_argument("--no-build", action="store_true")
-    parser.add_argument("--pin", action="store_true", help="servers on CPU 0, load generators on CPU 1 (taskset)")
+    parser.add_argument("--shared", action="store_true",
+                        help="servers and load generators share both CPUs (default: servers on CPU 0, load on CPU 1)")
     args = parser.parse_args()
-    if args.pin:
+    if args.shared:
         global SERVER_CPU, LOAD_CPU, WRK_THREADS
-        SERVER_CPU, LOAD_CPU, WRK_THREADS = ["taskset", "-c", "0"], ["taskset", "-c", "1"], "-t1"
+        SERVER_CPU, LOAD_CPU, WRK_THREADS = [], [], "-t2"
     if not args.no_build:
         build()
     work = tempfile.mkdtemp(prefix="atk-bench-")
