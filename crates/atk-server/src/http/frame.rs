@@ -158,6 +158,13 @@ impl<S> Frame<S> {
             "the hot route is one of the router's"
         );
         assert!(!hot.template.contains('{'), "a hot route's path is fixed");
+        assert!(
+            !shared
+                .hot
+                .iter()
+                .any(|other| other.template == hot.template && other.method == hot.method),
+            "a hot route is added once"
+        );
         shared.hot.push(hot);
         Self {
             inner: self.inner,
@@ -493,6 +500,17 @@ mod tests {
         let mut stray = answering("hot");
         stray.template = "/v1/keys/rotate";
         let _ = frame(router).with_hot_route(stray);
+    }
+
+    #[test]
+    #[should_panic(expected = "a hot route is added once")]
+    fn the_same_hot_route_twice_is_refused_at_start() {
+        let router = tower::service_fn(|_: Request| async {
+            Ok::<Response, Infallible>(Response::default())
+        });
+        let _ = frame(router)
+            .with_hot_route(answering("first"))
+            .with_hot_route(answering("second"));
     }
 
     #[test]

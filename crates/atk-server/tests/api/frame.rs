@@ -60,6 +60,15 @@ async fn every_answer_carries_a_request_id_and_no_store_and_is_counted_once(app:
         .unwrap();
     assert_eq!(mine.headers()["x-request-id"], "trace-7f3a");
 
+    // The frame answers GET /healthz itself; HEAD is left to the router,
+    // which answers it as it answers GET, without the body.
+    let head = app.call(Method::HEAD, "/healthz", None, None).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.headers["cache-control"], "no-store");
+    assert_eq!(head.headers["content-type"], "application/json");
+    assert!(head.headers.contains_key("x-request-id"));
+    assert_eq!(head.text, "");
+
     // Console pages are named by their templates too, ids left out.
     app.call(Method::GET, "/console/sign-in", None, None).await;
     app.call(
@@ -84,6 +93,13 @@ async fn every_answer_carries_a_request_id_and_no_store_and_is_counted_once(app:
             "atk_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}"
         ),
         2.0
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "atk_http_requests_total{route=\"/healthz\",method=\"HEAD\",status=\"200\"}"
+        ),
+        1.0
     );
     assert_eq!(
         metric_value(
