@@ -20,8 +20,10 @@ absolute figures).
 Every server (atk, the yardsticks and, for its run, the local Redis) runs
 on CPU 0 and wrk (one thread) and redis-benchmark on CPU 1, so that latency
 is the server's own and not the scheduler's time slices between wrk and
-the server on two shared cores. --shared lets them all share both CPUs
-(wrk with two threads) instead.
+the server on two shared cores (moving Redis needs root or Redis's own
+user; without it, Redis is measured where it runs and the run says so).
+--shared lets them all share both CPUs (wrk with two threads) instead.
+--flood and --rss use the same layout.
 
 --flood sends that many distinct, well-formed, never-issued keys and
 reports how many store queries they caused (from /metrics). --rss creates
@@ -313,22 +315,49 @@ def redis_get(clients, seconds_hint):
 
 @contextlib.contextmanager
 def redis_on_server_cpu():
-    """Redis is a system service, not started here: while it is measured it
-    is moved to the servers' CPU, as they are, and put back afterwards.
-    Otherwise the scheduler may run it beside redis-benchmark on the load
-    generators' CPU in some rounds and not in others."""
+    """Redis is a system service, not started here: while it is measured
+    each of its threads is moved to the servers' CPU, as they are, and put
+    back on its own CPUs afterwards. Otherwise the scheduler may run it
+    beside redis-benchmark on the load generators' CPU in some rounds and
+    not in others. Where it cannot be moved (not root, Redis in a container
+    or elsewhere), it is measured where it runs, and the run says so."""
     if not SERVER_CPU:
         yield
         return
-    info = subprocess.run(["redis-cli", "INFO", "server"], capture_output=True, text=True, check=True).stdout
-    pid = re.search(r"^process_id:(\d+)", info, re.M).group(1)
-    before = subprocess.run(["taskset", "-p", pid], capture_output=True, text=True, check=True).stdout
-    mask = before.strip().rsplit(" ", 1)[1]
-    subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU[-1], pid], capture_output=True, check=True)
+    moved = {}
+    try:
+        info = subprocess.run(["redis-cli", "INFO", "server"], capture_output=True, text=True, check=True).stdout
+        pid = re.search(r"^process_id:(\d+)", info, re.M).group(1)
+        with open(f"/proc/{pid}/comm") as comm:
+            if comm.read().strip() != "redis-server":
+                raise OSError(f"process {pid} here is not redis-server")
+        server_cpu = {int(SERVER_CPU[-1])}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            before = os.sched_getaffinity(int(tid))
+            os.sched_setaffinity(int(tid), server_cpu)
+            moved[int(tid)] = before
+    except (OSError, subprocess.CalledProcessError, AttributeError) as error:
+        restore_affinity(moved)
+        moved = {}
+        global REDIS_UNPINNED_SAID
+        if not REDIS_UNPINNED_SAID:
+            print(f"note: Redis stays where the scheduler runs it ({error})")
+            REDIS_UNPINNED_SAID = True
     try:
         yield
     finally:
-        subprocess.run(["taskset", "-a", "-p", mask, pid], capture_output=True, check=True)
+        restore_affinity(moved)
+
+
+REDIS_UNPINNED_SAID = False
+
+
+def restore_affinity(threads):
+    for tid, cpus in threads.items():
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:
+            pass  # the thread has ended
 
 
 def verify_script(work, secret):
@@ -481,6 +510,9 @@ def main():
     if args.shared:
         global SERVER_CPU, LOAD_CPU, WRK_THREADS
         SERVER_CPU, LOAD_CPU, WRK_THREADS = [], [], "-t2"
+    elif not {0, 1} <= os.sched_getaffinity(0):
+        sys.exit("the default layout puts servers on CPU 0 and load on CPU 1, and this process may not use both; "
+                 "run with --shared")
     if not args.no_build:
         build()
     work = tempfile.mkdtemp(prefix="atk-bench-")
