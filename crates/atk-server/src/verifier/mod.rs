@@ -261,7 +261,12 @@ impl Verifier {
             return Ok(self.counted(Decision::malformed(), None, started));
         };
         // One clock reading serves the cache's expiry and the decision.
-        let Some(key) = self.lookup(&self.pepper.hash(&parsed), now).await? else {
+        let hash = self.pepper.hash(&parsed);
+        let key = match self.cached_key(&hash, now) {
+            Cached::Hit(key) => key,
+            Cached::Miss { live } => self.read_key(&hash, live, now).await?,
+        };
+        let Some(key) = key else {
             return Ok(self.counted(Decision::not_found(), None, started));
         };
         let decision = match check_key(&key, &context, now) {
@@ -275,7 +280,12 @@ impl Verifier {
             None => match check_action(&key, resolved) {
                 ActionCheck::Decided(decision) => decision,
                 ActionCheck::NeedsEntitlement { product, .. } => {
-                    let entitlements = self.entitlements(&key.project_id, now).await?;
+                    let entitlements = match self.cached_entitlements(&key.project_id, now) {
+                        Cached::Hit(entitlements) => entitlements,
+                        Cached::Miss { live } => {
+                            self.read_entitlements(&key.project_id, live, now).await?
+                        }
+                    };
                     let entitlement = entitlements.iter().find(|e| e.product == product);
                     check_entitlement(Cow::Borrowed(product), entitlement, now)
                 }
@@ -379,18 +389,41 @@ impl Verifier {
         hash: &SecretHash,
         now: DateTime<Utc>,
     ) -> Result<Option<VerifiableKey>, StoreError> {
+        match self.cached_key(hash, now) {
+            Cached::Hit(key) => Ok(key),
+            Cached::Miss { live } => self.read_key(hash, live, now).await,
+        }
+    }
+
+    /// What this node knows of a key without the store: the cached record,
+    /// or (a hit of `None`) that no such key was ever issued (see
+    /// [`known_keys`]).
+    fn cached_key(&self, hash: &SecretHash, now: DateTime<Utc>) -> Cached<Option<VerifiableKey>> {
         let live = self.live_epoch();
         if let Some(epoch) = live {
             if let Some(key) = self.keys.get(hash, now) {
                 self.metrics.cache_hit(CacheName::Keys);
-                return Ok(Some(key));
+                return Cached::Hit(Some(key));
             }
             if self.known.check(hash, epoch) == Membership::Absent && !self.miss_budget.try_spend()
             {
                 self.metrics.unknown_keys_filtered.inc();
-                return Ok(None);
+                return Cached::Hit(None);
             }
         }
+        Cached::Miss {
+            live: live.is_some(),
+        }
+    }
+
+    /// A key read from the store after [`Self::cached_key`] missed, and
+    /// cached if the change feed is `live`.
+    async fn read_key(
+        &self,
+        hash: &SecretHash,
+        live: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VerifiableKey>, StoreError> {
         self.metrics.cache_miss(CacheName::Keys);
         self.metrics.store_query(StoreQuery::KeyLookup);
         let generation = self.generation.load(Ordering::SeqCst);
@@ -398,7 +431,7 @@ impl Verifier {
             return Ok(None);
         };
         let key = self.interned.verifiable(key);
-        if live.is_some() {
+        if live {
             self.keys.insert(*hash, key.clone(), now);
             self.drop_if_changed_meanwhile(generation, || self.keys.invalidate(hash));
         }
@@ -415,16 +448,28 @@ impl Verifier {
         }
     }
 
-    async fn entitlements(
+    fn cached_entitlements(
         &self,
         project: &ProjectId,
         now: DateTime<Utc>,
-    ) -> Result<Arc<Vec<Entitlement>>, StoreError> {
+    ) -> Cached<Arc<Vec<Entitlement>>> {
         let live = self.live_epoch().is_some();
         if live && let Some(entitlements) = self.entitlements.get(project, now) {
             self.metrics.cache_hit(CacheName::Entitlements);
-            return Ok(entitlements);
+            return Cached::Hit(entitlements);
         }
+        Cached::Miss { live }
+    }
+
+    /// A project's entitlements read from the store after
+    /// [`Self::cached_entitlements`] missed, and cached if the change feed
+    /// was `live`.
+    async fn read_entitlements(
+        &self,
+        project: &ProjectId,
+        live: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<Vec<Entitlement>>, StoreError> {
         self.metrics.cache_miss(CacheName::Entitlements);
         self.metrics.store_query(StoreQuery::EntitlementLookup);
         let generation = self.generation.load(Ordering::SeqCst);
@@ -438,4 +483,15 @@ impl Verifier {
         }
         Ok(entitlements)
     }
+}
+
+/// What a cache answers without the store. Verification takes a hit
+/// synchronously, and only a miss enters the store read's future (which
+/// copies its arguments and its answer once more).
+enum Cached<T> {
+    Hit(T),
+    /// Read the store; cache what it returns only if the feed was `live`.
+    Miss {
+        live: bool,
+    },
 }
