@@ -6,9 +6,10 @@
 //! number of series is bounded by the code, not by the traffic.
 //!
 //! Hot-path metrics are resolved once (one counter per verify code, one
-//! per cache outcome), so recording one is an atomic add; only the HTTP
-//! request counter looks its labels up per request, in a map of its own
-//! with a fast hash (see [`HttpRequests`]).
+//! per cache outcome), and counted per thread (see [`per_thread`]), so
+//! recording one is a plain add; only the HTTP request counter looks its
+//! labels up per request, in a map of its own with a fast hash (see
+//! [`HttpRequests`]).
 
 use std::time::Duration;
 
@@ -19,6 +20,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+mod per_thread;
+
+/// A counter that every request adds to.
+type HotCounter = Counter<u64, per_thread::PerThreadCount>;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabel {
@@ -124,11 +130,11 @@ pub enum CacheName {
 
 pub struct Metrics {
     registry: Registry,
-    verifications: [Counter; VerifyCode::ALL.len()],
+    verifications: [HotCounter; VerifyCode::ALL.len()],
     pub verify_seconds: Histogram,
-    cache_hits: [Counter; 2],
-    cache_misses: [Counter; 2],
-    cache_evictions: [Counter; 2],
+    cache_hits: [HotCounter; 2],
+    cache_misses: [HotCounter; 2],
+    cache_evictions: [HotCounter; 2],
     cache_entries: [Gauge; 2],
     /// Well-formed keys refused by the membership filter with no query.
     pub unknown_keys_filtered: Counter,
@@ -149,14 +155,14 @@ pub struct Metrics {
 /// here instead, in a map keyed by the same labels with a fast hash (they
 /// are route templates, methods and statuses: nothing a client can flood).
 pub struct HttpRequests {
-    family: Family<HttpLabels, Counter>,
+    family: Family<HttpLabels, HotCounter>,
     resolved: std::sync::RwLock<
-        std::collections::HashMap<HttpLabels, Counter, foldhash::fast::FixedState>,
+        std::collections::HashMap<HttpLabels, HotCounter, foldhash::fast::FixedState>,
     >,
 }
 
 impl HttpRequests {
-    fn new(family: Family<HttpLabels, Counter>) -> Self {
+    fn new(family: Family<HttpLabels, HotCounter>) -> Self {
         Self {
             family,
             resolved: Default::default(),
@@ -203,7 +209,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("atk");
-        let verifications_family = Family::<CodeLabel, Counter>::default();
+        let verifications_family = Family::<CodeLabel, HotCounter>::default();
         let verifications = VerifyCode::ALL.map(|code| {
             verifications_family
                 .get_or_create(&CodeLabel {
@@ -227,7 +233,7 @@ impl Metrics {
             CacheName::Entitlements => "entitlements",
         });
         let mut per_cache = |name: &str, help: &str| {
-            let family = Family::<CacheLabel, Counter>::default();
+            let family = Family::<CacheLabel, HotCounter>::default();
             let counters = caches.map(|cache| family.get_or_create(&CacheLabel { cache }).clone());
             registry.register(name, help, family);
             counters
@@ -310,7 +316,7 @@ impl Metrics {
             "Time to write one batch of usage counters",
             usage_flush_seconds.clone(),
         );
-        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_requests = Family::<HttpLabels, HotCounter>::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by route template, method and status",
