@@ -6,10 +6,11 @@
 //! number of series is bounded by the code, not by the traffic.
 //!
 //! Hot-path metrics are resolved once (one counter per verify code, one
-//! per cache outcome), and counted per thread (see [`per_thread`]), so
-//! recording one is a plain add; only the HTTP request counter looks its
-//! labels up per request, in a map of its own with a fast hash (see
-//! [`HttpRequests`]).
+//! per cache outcome); those every request adds to (verifications, cache
+//! hits, misses and evictions, HTTP requests) are counted per thread (see
+//! [`per_thread`]), so recording one is a plain add. Only the HTTP request
+//! counter looks its labels up per request, in a map of its own with a
+//! fast hash (see [`HttpRequests`]).
 
 use std::time::Duration;
 
@@ -23,7 +24,8 @@ use prometheus_client::registry::Registry;
 
 mod per_thread;
 
-/// A counter that every request adds to.
+/// A counter that every request adds to. Its `inc` returns what the
+/// calling thread's line held, not the total; nothing reads it.
 type HotCounter = Counter<u64, per_thread::PerThreadCount>;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

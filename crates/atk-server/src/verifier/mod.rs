@@ -264,7 +264,7 @@ impl Verifier {
         let hash = self.pepper.hash(&parsed);
         let key = match self.cached_key(&hash, now) {
             Cached::Hit(key) => key,
-            Cached::Miss { live } => self.read_key(&hash, live, now).await?,
+            Cached::Miss { live } => Box::pin(self.read_key(&hash, live, now)).await?,
         };
         let Some(key) = key else {
             return Ok(self.counted(Decision::not_found(), None, started));
@@ -283,7 +283,7 @@ impl Verifier {
                     let entitlements = match self.cached_entitlements(&key.project_id, now) {
                         Cached::Hit(entitlements) => entitlements,
                         Cached::Miss { live } => {
-                            self.read_entitlements(&key.project_id, live, now).await?
+                            Box::pin(self.read_entitlements(&key.project_id, live, now)).await?
                         }
                     };
                     let entitlement = entitlements.iter().find(|e| e.product == product);
@@ -417,7 +417,7 @@ impl Verifier {
     }
 
     /// A key read from the store after [`Self::cached_key`] missed, and
-    /// cached if the change feed is `live`.
+    /// cached if the change feed was `live`.
     async fn read_key(
         &self,
         hash: &SecretHash,
@@ -487,7 +487,9 @@ impl Verifier {
 
 /// What a cache answers without the store. Verification takes a hit
 /// synchronously, and only a miss enters the store read's future (which
-/// copies its arguments and its answer once more).
+/// copies its arguments and its answer once more), boxed: held inline, it
+/// made every verification's future larger, and moving it cost more than
+/// the allocation does on a miss, which waits for the store anyway.
 enum Cached<T> {
     Hit(T),
     /// Read the store; cache what it returns only if the feed was `live`.
