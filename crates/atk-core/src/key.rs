@@ -115,12 +115,17 @@ text_enum!(KeyStatus {
     Revoked => "revoked",
 });
 
+/// A revoked key is revoked whatever the clock reads: revocation is never
+/// scheduled, and `revoked_at` is the revoking node's time, so a node
+/// whose clock is behind that node's must not serve the key until its
+/// clock catches up (the store's `revoked` filter reads it the same way).
+/// Expiry is a time, read against `now`.
 fn status_at(
     revoked_at: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> KeyStatus {
-    if revoked_at.is_some_and(|revoked| revoked <= now) {
+    if revoked_at.is_some() {
         KeyStatus::Revoked
     } else if expires_at.is_some_and(|expires| expires <= now) {
         KeyStatus::Expired

@@ -15,6 +15,7 @@ use crate::on_both_stores;
 
 on_both_stores!(
     a_revocation_on_one_node_is_refused_by_the_other_without_waiting_for_its_cache,
+    a_node_whose_clock_is_behind_the_revoking_nodes_refuses_the_revoked_key_at_once,
     an_entitlement_change_on_one_node_blocks_on_the_other_without_waiting_for_its_cache,
     a_rotation_on_one_node_ends_the_old_key_on_the_other_and_the_new_key_verifies_there,
     a_key_created_on_one_node_verifies_on_the_other_at_once,
@@ -70,6 +71,27 @@ async fn a_revocation_on_one_node_is_refused_by_the_other_without_waiting_for_it
     let took = until_code(&other, &secret, None, "REVOKED").await;
     eprintln!("the other node refused the revoked key after {took:?}");
     assert_eq!(other.verify(&secret, None).await["code"], "REVOKED");
+}
+
+/// The revocation carries the revoking node's time; the other node must
+/// not wait for its own clock to reach it.
+async fn a_node_whose_clock_is_behind_the_revoking_nodes_refuses_the_revoked_key_at_once(
+    app: TestApp,
+) {
+    let other = app.second_node().await;
+    let (secret, id) = created(&app, json!({})).await;
+    assert_eq!(other.verify(&secret, None).await["code"], "OK");
+    app.clock.advance(chrono::TimeDelta::hours(1));
+
+    let revoked = app
+        .admin_post(&format!("/v1/projects/{DEMO}/keys/{id}/revoke"), json!({}))
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+    until_code(&other, &secret, None, "REVOKED").await;
+    let listed = other
+        .admin_get(&format!("/v1/projects/{DEMO}/keys/{id}"))
+        .await;
+    assert_eq!(listed.body["status"], "revoked", "{}", listed.text);
 }
 
 async fn an_entitlement_change_on_one_node_blocks_on_the_other_without_waiting_for_its_cache(
