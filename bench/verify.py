@@ -34,6 +34,7 @@ Redis on 127.0.0.1:6379. Python's standard library otherwise.
 """
 
 import argparse
+import atexit
 import contextlib
 import hashlib
 import hmac
@@ -145,11 +146,29 @@ LOAD_CPU = ["taskset", "-c", "1"]
 WRK_THREADS = "-t1"
 
 
+# Every server this run started: a run that ends early (a server that did
+# not start, an error, Ctrl-C) stops them on its way out instead of leaving
+# them running to skew the next run.
+STARTED = []
+
+
+@atexit.register
+def stop_started():
+    for process in STARTED:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 class Process:
     """A server that prints `listening on http://ADDR` on stdout."""
 
     def __init__(self, argv, env=None, log=None):
         self.process = subprocess.Popen(SERVER_CPU + argv, env=env, stdout=subprocess.PIPE, stderr=log or subprocess.DEVNULL, text=True)
+        STARTED.append(self.process)
         for line in self.process.stdout:
             match = re.search(r"listening on (http://[0-9.:]+)", line)
             if match:
